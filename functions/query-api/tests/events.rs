@@ -1,0 +1,168 @@
+//! The query Lambda's handler on the API Gateway events of `events/`, as
+//! lambda_http delivers them.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use shared::api::QueryApi;
+use shared::config::{PeopleConfig, StorageType};
+use shared::domain::Person;
+use shared::text::{fold, split_words};
+
+const PEOPLE: usize = 3_000;
+
+async fn api() -> QueryApi {
+    let config = PeopleConfig {
+        storage: StorageType::Memory,
+        seed_people: PEOPLE,
+        seed: 42,
+    };
+    query_api::init(&config)
+        .await
+        .expect("memory config starts")
+}
+
+fn event(json: &str) -> Request {
+    lambda_http::request::from_str(json).expect("fixture is an API Gateway v2 event")
+}
+
+async fn call(api: &QueryApi, json: &str) -> (u16, Value, Response<Body>) {
+    let response = query_api::handler(api, event(json))
+        .await
+        .expect("handler answers");
+    let body: Value = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    (response.status().as_u16(), body, response)
+}
+
+fn people() -> Vec<Person> {
+    shared::datagen::generate(PEOPLE, 42).collect()
+}
+
+fn sorted_ids(mut hits: Vec<&Person>) -> Vec<String> {
+    hits.sort_by_key(|p| (fold(&p.last_name), fold(&p.first_name), p.id.clone()));
+    hits.into_iter().map(|p| p.id.clone()).collect()
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_event_returns_the_first_page_of_matches() {
+    let api = api().await;
+    let (status, body, response) = call(
+        &api,
+        include_str!("../../../events/query-people-search.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let all = people();
+    let expected = sorted_ids(
+        all.iter()
+            .filter(|p| {
+                let name = fold(&format!("{} {}", p.first_name, p.last_name));
+                split_words(&name).any(|w| w.starts_with("jo"))
+            })
+            .collect(),
+    );
+    assert!(
+        expected.len() > 5,
+        "the fixture should match several people"
+    );
+    assert_eq!(body["total"], expected.len());
+    assert_eq!(body["page"], 1);
+    assert_eq!(body["page_size"], 5);
+    assert_eq!(ids(&body), expected[..5]);
+    assert!(body["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn filter_event_combines_nationality_and_all_hobbies() {
+    let api = api().await;
+    let (status, body, _) = call(
+        &api,
+        include_str!("../../../events/query-people-filters.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let all = people();
+    let expected = sorted_ids(
+        all.iter()
+            .filter(|p| p.nationality == "German" || p.nationality == "Austrian")
+            .filter(|p| {
+                p.hobbies.iter().any(|h| h == "Reading") && p.hobbies.iter().any(|h| h == "Hiking")
+            })
+            .collect(),
+    );
+    assert!(expected.len() > 6, "the fixture should match two pages");
+    assert_eq!(body["total"], expected.len());
+    assert_eq!(body["page"], 2);
+    let want: Vec<String> = expected.iter().skip(3).take(3).cloned().collect();
+    assert_eq!(ids(&body), want);
+}
+
+#[tokio::test]
+async fn bad_page_is_a_400_naming_the_parameter() {
+    let api = api().await;
+    let (status, body, _) = call(
+        &api,
+        include_str!("../../../events/query-people-bad-page.json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_parameter");
+    assert_eq!(body["error"]["parameter"], "page");
+}
+
+#[tokio::test]
+async fn person_by_id_and_missing_person() {
+    let api = api().await;
+    let (status, body, _) = call(&api, include_str!("../../../events/query-person.json")).await;
+    assert_eq!(status, 200);
+    let first = &people()[0];
+    assert_eq!(body, serde_json::to_value(first).unwrap());
+    let (status, body, _) = call(
+        &api,
+        include_str!("../../../events/query-person-missing.json"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn filter_options_event() {
+    let api = api().await;
+    let (status, body, _) = call(&api, include_str!("../../../events/query-filters.json")).await;
+    assert_eq!(status, 200);
+    let nats = body["nationalities"].as_array().unwrap();
+    assert_eq!(nats.len(), 5);
+    let all = people();
+    for n in nats {
+        let value = n["value"].as_str().unwrap();
+        let count = all.iter().filter(|p| p.nationality == value).count();
+        assert_eq!(n["count"], count, "{value}");
+    }
+    assert_eq!(body["hobbies"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_with_allow() {
+    let api = api().await;
+    let (status, body, response) = call(
+        &api,
+        include_str!("../../../events/query-wrong-method.json"),
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

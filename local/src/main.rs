@@ -1,0 +1,93 @@
+//! `cargo run --release --bin local`: the whole people directory in one
+//! process on 127.0.0.1:3000, with in-memory backends.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use local::load;
+use shared::adapters::memory::MemoryPeopleStore;
+use shared::api::QueryApi;
+use shared::search::SearchEngine;
+
+#[derive(Parser)]
+#[command(about = "Run the people directory locally with in-memory backends")]
+struct Args {
+    /// People to load, one JSON object a line (as gen_people.py writes);
+    /// without it a built-in deterministic data set is generated.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// How many people to generate when no --data is given.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
+    /// Seed of the generated data set.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// 0 picks a free port.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let started = Instant::now();
+    let mut last_shown = 0;
+    let mut progress = |n: usize| {
+        if n >= last_shown + 250_000 {
+            last_shown = n;
+            eprintln!(
+                "  read {n} people ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let table = match &args.data {
+        Some(path) => {
+            eprintln!("loading {}", path.display());
+            load::read_jsonl(path, &mut progress)?
+        }
+        None => {
+            eprintln!("generating {} people (seed {})", args.people, args.seed);
+            load::generated(args.people, args.seed, &mut progress)
+        }
+    };
+    let read_secs = started.elapsed().as_secs_f64();
+    // The store is the system of record; the engine indexes the same rows.
+    let store = Arc::new(MemoryPeopleStore::with_table(table.clone()));
+    let engine = SearchEngine::new(table);
+    eprintln!(
+        "loaded {} people in {:.2} s (read {read_secs:.2} s, index {:.2} s); resident memory {} MB",
+        engine.snapshot().len(),
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() - read_secs,
+        local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
+    );
+    let _ = &store;
+
+    let api = Arc::new(QueryApi {
+        engine: Arc::new(engine),
+    });
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    local::serve(listener, local::router(api), async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("shutting down");
+    })
+    .await?;
+    Ok(())
+}

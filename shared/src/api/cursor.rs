@@ -1,0 +1,134 @@
+//! Opaque pagination cursors.
+//!
+//! A cursor holds the sort key of the last person on the page it came with
+//! (keyset pagination: the next page starts right after that person, so
+//! people added or changed between pages neither repeat nor skip the ones
+//! already seen) and a fingerprint of the filter, so a cursor cannot be used
+//! with a different search. A checksum rejects cursors that were edited or
+//! truncated; cursors are not secrets and grant nothing.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::ApiError;
+use crate::domain::{HobbiesMatch, PeopleFilter, SortKey};
+
+const VERSION: u8 = 1;
+/// Longest cursor accepted; real ones are far shorter.
+const MAX_TOKEN: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub after: SortKey,
+}
+
+impl Cursor {
+    pub fn encode(after: &SortKey, filter: &PeopleFilter) -> String {
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&fingerprint(filter).to_be_bytes());
+        bytes.extend_from_slice(
+            &serde_json::to_vec(&(&after.last, &after.first, &after.id))
+                .expect("strings serialize"),
+        );
+        let check = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&check.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn decode(token: &str, filter: &PeopleFilter) -> Result<Self, ApiError> {
+        let invalid = || ApiError::invalid("cursor", "cursor is not one this API issued");
+        if token.len() > MAX_TOKEN {
+            return Err(invalid());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+        if bytes.len() < 9 || bytes[0] != VERSION {
+            return Err(invalid());
+        }
+        let (body, check) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body).to_be_bytes() != check {
+            return Err(invalid());
+        }
+        let print = u32::from_be_bytes([body[1], body[2], body[3], body[4]]);
+        let (last, first, id): (String, String, String) =
+            serde_json::from_slice(&body[5..]).map_err(|_| invalid())?;
+        if print != fingerprint(filter) {
+            return Err(ApiError::invalid(
+                "cursor",
+                "cursor belongs to a different search; repeat the search, nationality, hobbies and hobbies_match it came with",
+            ));
+        }
+        Ok(Cursor {
+            after: SortKey { last, first, id },
+        })
+    }
+}
+
+/// The same for every spelling of the same filter.
+fn fingerprint(filter: &PeopleFilter) -> u32 {
+    let mut words = filter.words.clone();
+    words.sort();
+    words.dedup();
+    let mut nats = filter.nationalities.clone();
+    nats.sort();
+    let mut hobbies = filter.hobbies.clone();
+    hobbies.sort();
+    let canonical = serde_json::to_vec(&(
+        words,
+        nats,
+        hobbies,
+        matches!(filter.hobbies_match, HobbiesMatch::All),
+    ))
+    .expect("strings serialize");
+    crc32fast::hash(&canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SortKey {
+        SortKey {
+            last: "muller".into(),
+            first: "jurgen".into(),
+            id: "p0000042".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let filter = PeopleFilter::new("jo", vec!["German".into()], vec![], HobbiesMatch::Any);
+        let token = Cursor::encode(&key(), &filter);
+        assert_eq!(Cursor::decode(&token, &filter).unwrap().after, key());
+        // Same filter, other spelling.
+        let same = PeopleFilter::new("JO", vec!["German".into()], vec![], HobbiesMatch::Any);
+        assert!(Cursor::decode(&token, &same).is_ok());
+    }
+
+    #[test]
+    fn other_filter_is_rejected() {
+        let token = Cursor::encode(
+            &key(),
+            &PeopleFilter::new("jo", vec![], vec![], HobbiesMatch::Any),
+        );
+        let other = PeopleFilter::new("ja", vec![], vec![], HobbiesMatch::Any);
+        assert!(Cursor::decode(&token, &other).is_err());
+    }
+
+    #[test]
+    fn forged_or_damaged_cursors_are_rejected() {
+        let filter = PeopleFilter::default();
+        let token = Cursor::encode(&key(), &filter);
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        bytes[7] ^= 1;
+        let edited = URL_SAFE_NO_PAD.encode(&bytes);
+        for bad in [
+            edited.as_str(),
+            &token[..token.len() - 2],
+            "",
+            "!!!",
+            "AAAAAAAAAAAAAA",
+        ] {
+            assert!(Cursor::decode(bad, &filter).is_err(), "{bad}");
+        }
+    }
+}

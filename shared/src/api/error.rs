@@ -1,0 +1,88 @@
+//! API errors and the one place where they become HTTP statuses and bodies.
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    InvalidParameter { parameter: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed here")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    /// Something failed on our side; `correlation_id` is in the logs with
+    /// the cause, which is never sent to the client.
+    #[error("internal error")]
+    Internal { correlation_id: String },
+    #[error("the service is busy; retry shortly")]
+    Unavailable { correlation_id: String },
+}
+
+impl ApiError {
+    pub fn invalid(parameter: &str, message: impl Into<String>) -> Self {
+        ApiError::InvalidParameter {
+            parameter: parameter.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Internal { .. } => "internal",
+            ApiError::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    pub fn into_response(self) -> Response<Bytes> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            parameter: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            correlation_id: Option<&'a str>,
+        }
+        let (parameter, correlation_id) = match &self {
+            ApiError::InvalidParameter { parameter, .. } => (Some(parameter.as_str()), None),
+            ApiError::Internal { correlation_id } | ApiError::Unavailable { correlation_id } => {
+                (None, Some(correlation_id.as_str()))
+            }
+            _ => (None, None),
+        };
+        let body = Body {
+            error: Inner {
+                code: self.code(),
+                message: self.to_string(),
+                parameter,
+                correlation_id,
+            },
+        };
+        let mut response = super::json_response(self.status(), &body);
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        response
+    }
+}

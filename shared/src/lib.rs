@@ -1,0 +1,11 @@
+//! People directory core: domain types, the search engine, ports and adapters,
+//! and the handlers that the Lambda functions and the local server share.
+
+pub mod adapters;
+pub mod api;
+pub mod config;
+pub mod datagen;
+pub mod domain;
+pub mod ports;
+pub mod search;
+pub mod text;

@@ -1,0 +1,71 @@
+//! Ports: one narrow trait per capability. Handlers ask only for the ports
+//! they use; adapters (`crate::adapters`) implement them in memory and on AWS.
+
+use async_trait::async_trait;
+
+use crate::domain::Person;
+
+/// Monotonically increasing version that a people store gives each write.
+pub type Version = u64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Worth retrying: throttling, a timeout, a dropped connection.
+    #[error("storage is unavailable for now")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Retrying will not help: a bad request, missing table, no permission.
+    #[error("storage rejected the request")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One page of a (segmented) scan of every person.
+#[derive(Debug, Default)]
+pub struct ScanPage {
+    pub people: Vec<Person>,
+    /// Where the next page of this segment starts; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// People changed after a version, oldest first.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub people: Vec<Person>,
+    /// The version of the newest change returned (or the one asked for, if none).
+    pub up_to: Version,
+    /// More changes follow `up_to`.
+    pub more: bool,
+}
+
+/// What a batch write did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// People written (new or changed).
+    pub written: usize,
+    /// People that were already stored exactly so.
+    pub unchanged: usize,
+}
+
+/// The system of record for people, with a change feed so that readers can
+/// keep an in-memory index current without scanning.
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    async fn get(&self, id: &str) -> Result<Option<Person>, StoreError>;
+
+    /// Inserts or replaces people by id.
+    async fn put_batch(&self, people: &[Person]) -> Result<WriteReport, StoreError>;
+
+    /// One page of segment `segment` of `segments`; together the segments
+    /// return every person once.
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        start: Option<String>,
+    ) -> Result<ScanPage, StoreError>;
+
+    /// The newest version written so far (0 for an empty store).
+    async fn latest_version(&self) -> Result<Version, StoreError>;
+
+    /// Up to `limit` people changed after `since`, oldest first.
+    async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError>;
+}
