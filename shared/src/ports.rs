@@ -43,6 +43,9 @@ pub struct WriteReport {
     pub written: usize,
     /// People that were already stored exactly so.
     pub unchanged: usize,
+    /// Ids that could not be written even after retries (throttling that
+    /// outlasted the retry budget); the caller decides what to tell whom.
+    pub failed: Vec<String>,
 }
 
 /// The system of record for people, with a change feed so that readers can
