@@ -1,8 +1,6 @@
 //! The whole system in one process: the HTTP API on axum, running the same
 //! handler code as the Lambda functions, with in-memory backends.
 
-pub mod load;
-
 use std::future::Future;
 use std::sync::Arc;
 

@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use local::load;
-use shared::adapters::memory::MemoryPeopleStore;
 use shared::api::QueryApi;
+use shared::jsonl as load;
 use shared::search::SearchEngine;
 
 #[derive(Parser)]
@@ -65,8 +64,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let read_secs = started.elapsed().as_secs_f64();
-    // The store is the system of record; the engine indexes the same rows.
-    let store = Arc::new(MemoryPeopleStore::with_table(table.clone()));
     let engine = SearchEngine::new(table);
     eprintln!(
         "loaded {} people in {:.2} s (read {read_secs:.2} s, index {:.2} s); resident memory {} MB",
@@ -75,7 +72,6 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-    let _ = &store;
 
     let api = Arc::new(QueryApi {
         engine: Arc::new(engine),
@@ -84,10 +80,24 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     eprintln!("listening on http://{}", listener.local_addr()?);
-    local::serve(listener, local::router(api), async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("shutting down");
-    })
-    .await?;
+    local::serve(listener, local::router(api), shutdown_signal()).await?;
+    eprintln!("stopped");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what a terminal, systemd or a container runtime sends).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    eprintln!("shutting down: finishing requests in flight");
 }

@@ -19,8 +19,9 @@ use crate::text;
 
 /// Query words of at most this many characters are answered from a
 /// precomputed bitmap, since their vocabulary range is wide ("m" covers
-/// hundreds of name words); longer ones union a few word bitmaps.
-const PREFIX_CHARS: usize = 2;
+/// hundreds of name words, "mar" dozens); longer ones union a few word
+/// bitmaps. Each level costs about as much memory as the word index.
+const PREFIX_CHARS: usize = 3;
 
 pub struct Snapshot {
     table: PeopleTable,
@@ -236,10 +237,10 @@ impl Snapshot {
             lists
                 .into_par_iter()
                 .map(|ranks| {
-                    let mut b = RoaringBitmap::from_sorted_iter(ranks)
-                        .expect("ranks are pushed in increasing order");
-                    b.optimize();
-                    b
+                    // Not `optimize()`d: run containers made intersections
+                    // several times slower here (BENCHMARKS.md).
+                    RoaringBitmap::from_sorted_iter(ranks)
+                        .expect("ranks are pushed in increasing order")
                 })
                 .collect()
         };
@@ -296,60 +297,83 @@ impl Snapshot {
     }
 
     /// The people matching `filter`.
+    ///
+    /// The filter is a conjunction of clauses, each a union of bitmaps (a
+    /// query word's prefix range, the listed nationalities, the listed
+    /// hobbies for "any"; each hobby is its own clause for "all"). Clauses are
+    /// applied smallest first, and a union is distributed over the running
+    /// intersection when that is smaller than the union itself.
     pub fn matches(&self, filter: &PeopleFilter) -> Matches<'_> {
-        let mut parts: Vec<Cow<'_, RoaringBitmap>> = Vec::new();
+        let mut clauses: Vec<Vec<&RoaringBitmap>> = Vec::new();
         for word in &filter.words {
-            parts.push(self.prefix(word));
+            clauses.push(self.prefix(word));
         }
         if !filter.nationalities.is_empty() {
-            parts.push(union(filter.nationalities.iter().map(|v| {
-                self.table
+            clauses.push(
+                filter
                     .nationalities
-                    .get(v)
+                    .iter()
+                    .filter_map(|v| self.table.nationalities.get(v))
                     .map(|s| &self.nationality[s as usize])
-            })));
+                    .collect(),
+            );
         }
         if !filter.hobbies.is_empty() {
-            let bitmaps = filter.hobbies.iter().map(|v| {
+            let known = |v: &String| {
                 self.table
                     .hobby_names
                     .get(v)
                     .map(|s| &self.hobby[s as usize])
-            });
-            parts.push(match filter.hobbies_match {
-                HobbiesMatch::Any => union(bitmaps),
-                HobbiesMatch::All => match bitmaps.collect::<Option<Vec<_>>>() {
-                    Some(all) => intersect(all.into_iter().map(Cow::Borrowed).collect()),
-                    None => Cow::Owned(RoaringBitmap::new()),
-                },
-            });
+            };
+            match filter.hobbies_match {
+                HobbiesMatch::Any => {
+                    clauses.push(filter.hobbies.iter().filter_map(known).collect())
+                }
+                HobbiesMatch::All => {
+                    for h in &filter.hobbies {
+                        clauses.push(known(h).into_iter().collect());
+                    }
+                }
+            }
         }
-        if parts.is_empty() {
-            Matches::All(self.len() as u32)
-        } else {
-            Matches::Set(intersect(parts))
+        if clauses.is_empty() {
+            return Matches::All(self.len() as u32);
         }
-    }
-
-    /// People with a name word that starts with `prefix` (a folded word).
-    fn prefix(&self, prefix: &str) -> Cow<'_, RoaringBitmap> {
-        if prefix.chars().count() <= PREFIX_CHARS {
-            return match self.short_prefixes.get(prefix) {
-                Some(b) => Cow::Borrowed(b),
-                None => Cow::Owned(RoaringBitmap::new()),
+        let size = |c: &Vec<&RoaringBitmap>| c.iter().map(|b| b.len()).sum::<u64>();
+        clauses.sort_by_cached_key(size);
+        let mut clauses = clauses.into_iter();
+        let mut acc: Cow<'_, RoaringBitmap> = match clauses.next() {
+            Some(first) => union(first),
+            None => unreachable!("clauses is not empty"),
+        };
+        for clause in clauses {
+            if acc.is_empty() {
+                break;
+            }
+            acc = match clause.as_slice() {
+                [] => Cow::Owned(RoaringBitmap::new()),
+                [one] => Cow::Owned(acc.into_owned() & *one),
+                many if acc.len() * many.len() as u64 <= size(&clause) => {
+                    Cow::Owned(many.iter().map(|b| &*acc & *b).union())
+                }
+                _ => Cow::Owned(acc.into_owned() & &*union(clause)),
             };
         }
+        Matches::Set(acc)
+    }
+
+    /// The bitmaps whose union is the people with a name word that starts
+    /// with `prefix` (a folded word).
+    fn prefix(&self, prefix: &str) -> Vec<&RoaringBitmap> {
+        if prefix.chars().count() <= PREFIX_CHARS {
+            return self.short_prefixes.get(prefix).into_iter().collect();
+        }
         let start = self.vocabulary.partition_point(|(w, _)| &**w < prefix);
-        let len = self.vocabulary[start..]
+        self.vocabulary[start..]
             .iter()
             .take_while(|(w, _)| w.starts_with(prefix))
-            .count();
-        let range = &self.vocabulary[start..start + len];
-        match range {
-            [] => Cow::Owned(RoaringBitmap::new()),
-            [(_, one)] => Cow::Borrowed(one),
-            many => Cow::Owned(many.iter().map(|(_, b)| b).union()),
-        }
+            .map(|(_, b)| b)
+            .collect()
     }
 
     fn key_of_rank(&self, rank: u32) -> (&str, &str, &str) {
@@ -459,30 +483,11 @@ fn counts(symbols: &super::table::Symbols, bitmaps: &[RoaringBitmap]) -> Vec<Val
     out
 }
 
-/// Union of bitmaps, where `None` (an unknown value) matches nobody.
-fn union<'a>(bitmaps: impl Iterator<Item = Option<&'a RoaringBitmap>>) -> Cow<'a, RoaringBitmap> {
-    let known: Vec<&RoaringBitmap> = bitmaps.flatten().collect();
-    match known.as_slice() {
+/// Union of bitmaps, borrowing when there is only one.
+fn union(bitmaps: Vec<&RoaringBitmap>) -> Cow<'_, RoaringBitmap> {
+    match bitmaps.as_slice() {
         [] => Cow::Owned(RoaringBitmap::new()),
-        [one] => Cow::Borrowed(one),
-        _ => Cow::Owned(known.into_iter().union()),
+        [one] => Cow::Borrowed(*one),
+        _ => Cow::Owned(bitmaps.into_iter().union()),
     }
-}
-
-/// Intersection of non-empty `parts`, smallest first, borrowing when there is
-/// only one.
-fn intersect(mut parts: Vec<Cow<'_, RoaringBitmap>>) -> Cow<'_, RoaringBitmap> {
-    parts.sort_unstable_by_key(|b| b.len());
-    let mut parts = parts.into_iter();
-    let Some(first) = parts.next() else {
-        return Cow::Owned(RoaringBitmap::new());
-    };
-    let mut acc = first;
-    for part in parts {
-        if acc.is_empty() {
-            break;
-        }
-        acc = Cow::Owned(acc.into_owned() & &*part);
-    }
-    acc
 }

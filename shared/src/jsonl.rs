@@ -1,15 +1,15 @@
-//! Reading the local server's data set: a JSON-lines file or the built-in
-//! generator, straight into a compact `PeopleTable`.
+//! Reading people in bulk: a JSON-lines file (as `gen_people.py` writes it)
+//! or the built-in generator, straight into a compact `PeopleTable`.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::domain::validate_fields;
+use crate::search::{PeopleTable, PersonRef};
 use rayon::prelude::*;
 use serde::Deserialize;
-use shared::domain::validate_fields;
-use shared::search::{PeopleTable, PersonRef};
 
 /// Bytes read and parsed (in parallel) at a time.
 const BLOCK_BYTES: usize = 8 << 20;
@@ -140,10 +140,10 @@ fn parse_line(bytes: &[u8]) -> Result<Line<'_>, String> {
     Ok(line)
 }
 
-/// `count` generated people (see `shared::datagen`).
+/// `count` generated people (see `crate::datagen`).
 pub fn generated(count: usize, seed: u64, progress: &mut dyn FnMut(usize)) -> PeopleTable {
     let mut table = PeopleTable::new();
-    for (i, p) in shared::datagen::generate(count, seed).enumerate() {
+    for (i, p) in crate::datagen::generate(count, seed).enumerate() {
         table.upsert(&p);
         if (i + 1) % 100_000 == 0 {
             progress(i + 1);

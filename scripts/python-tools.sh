@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs, once, the Python tools the tests use into the git-ignored
+# project-local .venv: the moto server (DynamoDB, SQS and API Gateway
+# Management API on loopback). Pinned, so every machine tests against the
+# same emulator. Re-run after changing the pins: it installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pins=("moto[server]==5.2.5")
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if ! .venv/bin/pip install --quiet --disable-pip-version-check "${pins[@]}"; then
+    echo "python-tools: could not install ${pins[*]} into .venv" >&2
+    exit 1
+fi
+[ -x .venv/bin/moto_server ] || { echo "python-tools: moto_server missing after install" >&2; exit 1; }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every check the project has, as CI runs it: formatting, lints, all tests
+# (the AWS adapters against a moto server on 127.0.0.1), and the
+# differential check of search results against the reference semantics.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python tools (.venv: moto server)"
+scripts/python-tools.sh
+
+echo "== formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== tests"
+cargo test --workspace
+
+echo "== search results against the reference"
+scripts/check-reference.sh 100000

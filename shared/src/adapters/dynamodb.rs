@@ -1,0 +1,811 @@
+//! DynamoDB adapter of the people storage port.
+//!
+//! The table design and the reasons for it are in `docs/dynamodb.md`. In
+//! short: one item per person keyed by `id`, and a global secondary index
+//! `by_version` (partition key `feed`, one of a few shard keys; sort key
+//! `version`) that is the change feed the query function's index follows.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    TableStatus, WriteRequest,
+};
+use futures::future::try_join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use rand::RngExt;
+
+use crate::domain::Person;
+use crate::ports::{Changes, PeopleStore, ScanPage, StoreError, Version, WriteReport};
+
+/// The change-feed index: partition key `feed`, sort key `version`.
+pub const VERSION_INDEX: &str = "by_version";
+/// Feed shards unless told otherwise: enough to spread a bulk import's
+/// writes over several index partitions, few enough that a feed read (one
+/// Query per shard) stays cheap.
+pub const DEFAULT_FEED_SHARDS: u32 = 4;
+
+const ID: &str = "id";
+const FIRST_NAME: &str = "first_name";
+const LAST_NAME: &str = "last_name";
+const NATIONALITY: &str = "nationality";
+const HOBBIES: &str = "hobbies";
+const VERSION: &str = "version";
+const FEED: &str = "feed";
+
+/// DynamoDB refuses a BatchWriteItem of more than 25 requests.
+const BATCH_WRITE_MAX: usize = 25;
+/// How long `create_people_table` waits for a new table to become usable.
+const TABLE_READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How unprocessed items of a BatchWriteItem are retried. The SDK already
+/// retries a throttled *request*; DynamoDB can also accept a request and
+/// hand some of its items back (`UnprocessedItems`), which is ours to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRetry {
+    /// Calls per chunk, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry; doubled for each following one.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for BatchRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            first_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl BatchRetry {
+    /// The sleep before retry `retry` (1-based): exponential, capped, with
+    /// "equal jitter" (half fixed, half random) so that the chunks that were
+    /// throttled together do not come back together, yet each one still
+    /// backs off.
+    fn delay(&self, retry: u32) -> Duration {
+        let exp = self
+            .first_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        let jitter_micros = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+        half + Duration::from_micros(rand::rng().random_range(0..=jitter_micros))
+    }
+}
+
+/// People in a DynamoDB table (see the module docs).
+pub struct DynamoPeopleStore {
+    client: Client,
+    table: String,
+    feed_shards: u32,
+    scan_page_limit: Option<i32>,
+    write_concurrency: usize,
+    retry: BatchRetry,
+    /// The last version this instance gave a write (or promised through
+    /// `latest_version`): versions from one instance strictly increase.
+    last_version: AtomicU64,
+}
+
+impl DynamoPeopleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            feed_shards: DEFAULT_FEED_SHARDS,
+            scan_page_limit: None,
+            write_concurrency: 4,
+            retry: BatchRetry::default(),
+            last_version: AtomicU64::new(0),
+        }
+    }
+
+    /// The number of change-feed shards (at least 1). A property of the
+    /// table, not of one instance: every writer and reader of a table must
+    /// use the same number (a reader that knows fewer shards misses changes).
+    pub fn with_feed_shards(mut self, shards: u32) -> Self {
+        self.feed_shards = shards.max(1);
+        self
+    }
+
+    /// At most `limit` items per Scan page, below DynamoDB's 1 MB per page
+    /// (which applies when no limit is set, the default).
+    pub fn with_scan_page_limit(mut self, limit: u32) -> Self {
+        self.scan_page_limit = Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        self
+    }
+
+    /// BatchWriteItem calls of one `put_batch` in flight at once (at least 1).
+    pub fn with_write_concurrency(mut self, chunks: usize) -> Self {
+        self.write_concurrency = chunks.max(1);
+        self
+    }
+
+    pub fn with_batch_retry(mut self, retry: BatchRetry) -> Self {
+        self.retry = BatchRetry {
+            max_attempts: retry.max_attempts.max(1),
+            ..retry
+        };
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The feed shard of a person: a stable hash (CRC-32 of the id, the same
+    /// on every machine and in every build) modulo the shard count.
+    fn feed_of(&self, id: &str) -> String {
+        format!("f{}", crc32fast::hash(id.as_bytes()) % self.feed_shards)
+    }
+
+    /// Reserves `n` consecutive versions and returns the first: microseconds
+    /// since the epoch, or one past the last version issued if the clock has
+    /// not moved on (or went back).
+    fn reserve_versions(&self, n: u64) -> Version {
+        let now = now_micros();
+        let first = |last: u64| now.max(last.saturating_add(1));
+        let last = self
+            .last_version
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(first(last).saturating_add(n.saturating_sub(1)))
+            })
+            .unwrap_or_else(|last| last);
+        first(last)
+    }
+
+    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        store_error(operation, &self.table, err)
+    }
+
+    /// Writes one chunk (at most 25 people, distinct ids), retrying what
+    /// DynamoDB hands back unprocessed. Returns the ids still unwritten.
+    async fn write_chunk(&self, people: &[&Person]) -> Result<Vec<String>, StoreError> {
+        let first = self.reserve_versions(people.len() as u64);
+        let mut pending = people
+            .iter()
+            .zip(first..)
+            .map(|(p, version)| put_request(to_item(p, version, self.feed_of(&p.id))))
+            .collect::<Result<Vec<_>, _>>()?;
+        for attempt in 1..=self.retry.max_attempts {
+            if attempt > 1 {
+                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
+                // Stamp the retried items anew: a version must be taken just
+                // before the write that commits it, or a feed reader may
+                // already have moved past it (see docs/dynamodb.md).
+                self.restamp(&mut pending);
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(|e| self.error("BatchWriteItem", e))?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut tables| tables.remove(&self.table))
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(Vec::new());
+            }
+            tracing::debug!(attempt, unprocessed = pending.len(), "items not processed");
+        }
+        let failed: Vec<String> = pending.iter().filter_map(request_id).collect();
+        tracing::warn!(
+            failed = failed.len(),
+            attempts = self.retry.max_attempts,
+            "items still unprocessed after every attempt"
+        );
+        Ok(failed)
+    }
+
+    fn restamp(&self, requests: &mut [WriteRequest]) {
+        let first = self.reserve_versions(requests.len() as u64);
+        for (request, version) in requests.iter_mut().zip(first..) {
+            if let Some(put) = request.put_request.as_mut() {
+                put.item
+                    .insert(VERSION.into(), AttributeValue::N(version.to_string()));
+            }
+        }
+    }
+
+    /// One page of feed shard `feed`: changes after `since`, oldest first.
+    async fn feed_page(
+        &self,
+        feed: &str,
+        since: Version,
+        start: Option<Item>,
+        limit: usize,
+    ) -> Result<(Vec<(Version, Person)>, Option<Item>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(VERSION_INDEX)
+            .key_condition_expression("#feed = :feed AND #version > :since")
+            .expression_attribute_names("#feed", FEED)
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":feed", AttributeValue::S(feed.to_owned()))
+            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+            .scan_index_forward(true)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| self.error("Query", e))?;
+        let changes = out
+            .items()
+            .iter()
+            .map(|item| Ok((version_of(item)?, from_item(item)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((changes, out.last_evaluated_key))
+    }
+}
+
+/// Where one feed shard stands while `changes_since` merges the shards.
+struct FeedCursor {
+    feed: String,
+    buffered: VecDeque<(Version, Person)>,
+    /// Where the next page starts; `None` once the shard is read to its end.
+    next: Option<Item>,
+}
+
+#[async_trait]
+impl PeopleStore for DynamoPeopleStore {
+    #[tracing::instrument(skip(self), fields(table = %self.table))]
+    async fn get(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", e))?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    /// Puts every person (the last one given for an id wins, as in the
+    /// memory store). `written` counts the people given whose id was
+    /// written, `unchanged` is always 0: DynamoDB would need a read or a
+    /// conditional write per item to tell, which costs more than the write
+    /// it saves.
+    #[tracing::instrument(
+        skip(self, people),
+        fields(table = %self.table, people = people.len(), written, failed)
+    )]
+    async fn put_batch(&self, people: &[Person]) -> Result<WriteReport, StoreError> {
+        // DynamoDB rejects a batch that names an id twice; keep the last.
+        let last: HashMap<&str, usize> = people
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
+        let unique: Vec<&Person> = people
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| last[p.id.as_str()] == *i)
+            .map(|(_, p)| p)
+            .collect();
+        // Chunks by index: a closure taking a borrowed chunk trips the
+        // compiler's `Send` check of the stream (a higher-ranked lifetime).
+        let unique = &unique;
+        let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
+            .map(|from| self.write_chunk(&unique[from..unique.len().min(from + BATCH_WRITE_MAX)]))
+            .buffer_unordered(self.write_concurrency)
+            .try_concat()
+            .await?;
+        let unwritten: HashSet<&str> = failed.iter().map(String::as_str).collect();
+        let written = people
+            .iter()
+            .filter(|p| !unwritten.contains(p.id.as_str()))
+            .count();
+        let span = tracing::Span::current();
+        span.record("written", written);
+        span.record("failed", failed.len());
+        Ok(WriteReport {
+            written,
+            unchanged: 0,
+            failed,
+        })
+    }
+
+    #[tracing::instrument(skip(self, start), fields(table = %self.table, continued = start.is_some(), returned))]
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        start: Option<String>,
+    ) -> Result<ScanPage, StoreError> {
+        let (Ok(segment_no), Ok(total)) = (i32::try_from(segment), i32::try_from(segments)) else {
+            return Err(StoreError::Permanent(
+                format!("segment {segment} of {segments} is out of range").into(),
+            ));
+        };
+        if segments == 0 || segment >= segments {
+            return Err(StoreError::Permanent(
+                format!("segment {segment} of {segments} does not exist").into(),
+            ));
+        }
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(segment_no)
+            .total_segments(total)
+            // The index is built from this scan and then follows the feed
+            // from the version taken before it: a strongly consistent scan
+            // leaves only writes in flight to the feed's overlap window.
+            .consistent_read(true)
+            .set_limit(self.scan_page_limit)
+            .set_exclusive_start_key(
+                start.map(|id| HashMap::from([(ID.into(), AttributeValue::S(id))])),
+            )
+            .send()
+            .await
+            .map_err(|e| self.error("Scan", e))?;
+        let people = out
+            .items()
+            .iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key {
+            None => None,
+            Some(key) => Some(match key.get(ID) {
+                Some(AttributeValue::S(id)) => id.clone(),
+                _ => {
+                    return Err(StoreError::Permanent(
+                        format!(
+                            "Scan of {}: the page ends at a key without an id",
+                            self.table
+                        )
+                        .into(),
+                    ));
+                }
+            }),
+        };
+        tracing::Span::current().record("returned", people.len());
+        Ok(ScanPage { people, next })
+    }
+
+    /// The current time in microseconds, or later if this instance already
+    /// issued a later version: every write that completed before the call
+    /// has a version at most this, and every later write of this instance a
+    /// greater one. Not 0 for an empty table (that would cost a read, and
+    /// nobody needs to tell).
+    #[tracing::instrument(skip(self), fields(table = %self.table))]
+    async fn latest_version(&self) -> Result<Version, StoreError> {
+        let now = now_micros();
+        Ok(self.last_version.fetch_max(now, Ordering::AcqRel).max(now))
+    }
+
+    /// Reads every feed shard from `since` on, in version order, and merges
+    /// them: each shard is read only as far as the merge needs it, so a
+    /// call costs about `limit` items of reads, not `limit` per shard.
+    #[tracing::instrument(skip(self), fields(table = %self.table, returned, more))]
+    async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError> {
+        // One more than asked for tells whether more follow.
+        let wanted = limit.saturating_add(1);
+        let per_shard = wanted.div_ceil(self.feed_shards as usize);
+        let mut shards = try_join_all((0..self.feed_shards).map(|shard| async move {
+            let feed = format!("f{shard}");
+            let (page, next) = self.feed_page(&feed, since, None, per_shard).await?;
+            Ok::<_, StoreError>(FeedCursor {
+                feed,
+                buffered: page.into(),
+                next,
+            })
+        }))
+        .await?;
+
+        let mut people: Vec<(Version, Person)> = Vec::new();
+        let mut more = false;
+        loop {
+            // A shard with nothing buffered but more to read must be read
+            // before the next-oldest change can be told.
+            let needed = wanted - people.len();
+            try_join_all(
+                shards
+                    .iter_mut()
+                    .filter(|s| s.buffered.is_empty() && s.next.is_some())
+                    .map(|s| async move {
+                        let (page, next) = self
+                            .feed_page(&s.feed, since, s.next.take(), needed)
+                            .await?;
+                        s.buffered.extend(page);
+                        s.next = next;
+                        Ok::<_, StoreError>(())
+                    }),
+            )
+            .await?;
+            let oldest = shards
+                .iter_mut()
+                .filter(|s| !s.buffered.is_empty())
+                .min_by(|a, b| {
+                    let (va, pa) = &a.buffered[0];
+                    let (vb, pb) = &b.buffered[0];
+                    (va, &pa.id).cmp(&(vb, &pb.id))
+                });
+            let Some(oldest) = oldest else { break };
+            if people.len() == limit {
+                more = true;
+                // Writers on two machines can stamp the same microsecond. The
+                // next call starts after `up_to`, so do not stop in the middle
+                // of a version (unless a whole page shares one; the reader's
+                // overlap window then catches the rest).
+                let next_version = oldest.buffered[0].0;
+                let keep = people
+                    .iter()
+                    .rposition(|(v, _)| *v < next_version)
+                    .map_or(0, |i| i + 1);
+                if keep > 0 {
+                    people.truncate(keep);
+                }
+                break;
+            }
+            if let Some(change) = oldest.buffered.pop_front() {
+                people.push(change);
+            }
+        }
+        let up_to = people.last().map_or(since, |(v, _)| *v);
+        let span = tracing::Span::current();
+        span.record("returned", people.len());
+        span.record("more", more);
+        Ok(Changes {
+            people: people.into_iter().map(|(_, p)| p).collect(),
+            up_to,
+            more,
+        })
+    }
+}
+
+/// Creates the people table with its change-feed index, on demand billing,
+/// and waits until both are active. A table that already exists is fine, if
+/// it has the index.
+#[tracing::instrument(skip(client))]
+pub async fn create_people_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(VERSION_INDEX)
+        .key_schema(built(key(FEED, KeyType::Hash))?)
+        .key_schema(built(key(VERSION, KeyType::Range))?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build();
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(built(attribute(ID, ScalarAttributeType::S))?)
+        .attribute_definitions(built(attribute(FEED, ScalarAttributeType::S))?)
+        .attribute_definitions(built(attribute(VERSION, ScalarAttributeType::N))?)
+        .key_schema(built(key(ID, KeyType::Hash))?)
+        .global_secondary_indexes(built(index)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => tracing::info!("table created"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            tracing::info!("table exists already");
+        }
+        Err(e) => return Err(store_error("CreateTable", table, e)),
+    }
+
+    let deadline = Instant::now() + TABLE_READY_TIMEOUT;
+    loop {
+        let description = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| store_error("DescribeTable", table, e))?
+            .table;
+        let description = description.as_ref();
+        let index = description.and_then(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .find(|i| i.index_name() == Some(VERSION_INDEX))
+        });
+        let table_active = description.and_then(|t| t.table_status()) == Some(&TableStatus::Active);
+        match index {
+            None if table_active => {
+                return Err(StoreError::Permanent(
+                    format!("table {table} exists without the index {VERSION_INDEX}").into(),
+                ));
+            }
+            Some(i) if table_active && i.index_status() == Some(&IndexStatus::Active) => {
+                return Ok(());
+            }
+            _ if Instant::now() >= deadline => {
+                return Err(StoreError::Unavailable(
+                    format!("table {table} not active after {TABLE_READY_TIMEOUT:?}").into(),
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// The one place where an SDK error becomes a `StoreError`: retryable when
+/// DynamoDB throttled or failed on its side, or the call never got an
+/// answer; permanent otherwise. The SDK error stays the source.
+pub(crate) fn store_error<E>(
+    operation: &'static str,
+    table: &str,
+    err: SdkError<E, HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    const RETRYABLE_CODES: &[&str] = &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        // Too many table operations at once (control plane).
+        "LimitExceededException",
+    ];
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(failure) => !failure.is_user(),
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
+        }
+        // Construction failures, and whatever a later SDK adds.
+        _ => false,
+    };
+    let err = Box::new(DynamoCallError {
+        operation,
+        table: table.to_owned(),
+        source: Box::new(err),
+    });
+    if retryable {
+        StoreError::Unavailable(err)
+    } else {
+        StoreError::Permanent(err)
+    }
+}
+
+/// Which call failed, on which table; the SDK error is the source.
+#[derive(Debug, thiserror::Error)]
+#[error("DynamoDB {operation} on table {table:?} failed")]
+pub struct DynamoCallError {
+    operation: &'static str,
+    table: String,
+    #[source]
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+/// An item that is not a person as this adapter writes them.
+#[derive(Debug, thiserror::Error)]
+#[error("item {id:?} cannot be read as a person: {problem}")]
+pub struct BadItem {
+    id: String,
+    problem: String,
+}
+
+fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Permanent(Box::new(e)))
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    Ok(WriteRequest::builder()
+        .put_request(built(PutRequest::builder().set_item(Some(item)).build())?)
+        .build())
+}
+
+fn request_id(request: &WriteRequest) -> Option<String> {
+    match request.put_request.as_ref()?.item.get(ID)? {
+        AttributeValue::S(id) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn to_item(p: &Person, version: Version, feed: String) -> Item {
+    HashMap::from([
+        (ID.into(), AttributeValue::S(p.id.clone())),
+        (FIRST_NAME.into(), AttributeValue::S(p.first_name.clone())),
+        (LAST_NAME.into(), AttributeValue::S(p.last_name.clone())),
+        (NATIONALITY.into(), AttributeValue::S(p.nationality.clone())),
+        // A list, not a string set: a set cannot be empty and loses order.
+        (
+            HOBBIES.into(),
+            AttributeValue::L(p.hobbies.iter().cloned().map(AttributeValue::S).collect()),
+        ),
+        (VERSION.into(), AttributeValue::N(version.to_string())),
+        (FEED.into(), AttributeValue::S(feed)),
+    ])
+}
+
+fn from_item(item: &Item) -> Result<Person, StoreError> {
+    let id = match item.get(ID) {
+        Some(AttributeValue::S(id)) => id.clone(),
+        _ => return Err(bad_item("<no id>", "no string attribute `id`")),
+    };
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        Some(_) => Err(bad_item(&id, &format!("`{name}` is not a string"))),
+        None => Err(bad_item(&id, &format!("`{name}` is missing"))),
+    };
+    let hobbies = match item.get(HOBBIES) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|h| match h {
+                AttributeValue::S(s) => Ok(s.clone()),
+                _ => Err(bad_item(
+                    &id,
+                    "`hobbies` holds a value that is not a string",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(bad_item(&id, "`hobbies` is not a list")),
+        None => return Err(bad_item(&id, "`hobbies` is missing")),
+    };
+    Ok(Person {
+        first_name: text(FIRST_NAME)?,
+        last_name: text(LAST_NAME)?,
+        nationality: text(NATIONALITY)?,
+        hobbies,
+        id,
+    })
+}
+
+fn version_of(item: &Item) -> Result<Version, StoreError> {
+    match item.get(VERSION) {
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| {
+            bad_item(
+                &id_or_unknown(item),
+                &format!("`version` {n:?} is not a whole number"),
+            )
+        }),
+        _ => Err(bad_item(
+            &id_or_unknown(item),
+            "no number attribute `version`",
+        )),
+    }
+}
+
+fn id_or_unknown(item: &Item) -> String {
+    match item.get(ID) {
+        Some(AttributeValue::S(id)) => id.clone(),
+        _ => "<no id>".into(),
+    }
+}
+
+fn bad_item(id: &str, problem: &str) -> StoreError {
+    StoreError::Permanent(Box::new(BadItem {
+        id: id.to_owned(),
+        problem: problem.to_owned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(hobbies: &[&str]) -> Person {
+        Person {
+            id: "p1".into(),
+            first_name: "Zoë".into(),
+            last_name: "O'Brien".into(),
+            nationality: "Irish".into(),
+            hobbies: hobbies.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn items_round_trip_keeping_hobby_order_and_empty_hobbies() {
+        for hobbies in [&[][..], &["Go", "Chess", "Archery"][..]] {
+            let p = person(hobbies);
+            let item = to_item(&p, 42, "f1".into());
+            assert_eq!(from_item(&item).unwrap(), p);
+            assert_eq!(version_of(&item).unwrap(), 42);
+        }
+    }
+
+    #[test]
+    fn an_item_that_does_not_decode_is_an_error_naming_its_id() {
+        let mut item = to_item(&person(&[]), 1, "f0".into());
+        item.insert(HOBBIES.into(), AttributeValue::Ss(vec!["Chess".into()]));
+        let err = from_item(&item).unwrap_err();
+        assert!(matches!(err, StoreError::Permanent(_)));
+        let source = StdError::source(&err).unwrap().to_string();
+        assert!(
+            source.contains("\"p1\"") && source.contains("hobbies"),
+            "{source}"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter_within_bounds() {
+        let retry = BatchRetry::default();
+        for (retry_no, full) in [(1, 25), (2, 50), (3, 100), (6, 800), (7, 1000), (30, 1000)] {
+            let full = Duration::from_millis(full);
+            for _ in 0..20 {
+                let d = retry.delay(retry_no);
+                assert!(d >= full / 2 && d <= full, "retry {retry_no}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn feed_shards_are_stable_and_in_range() {
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let store = DynamoPeopleStore::new(client, "t").with_feed_shards(4);
+        // CRC-32 values are fixed by the algorithm, so the shard of an id
+        // never changes between builds or machines.
+        assert_eq!(
+            store.feed_of("p1"),
+            format!("f{}", crc32fast::hash(b"p1") % 4)
+        );
+        let shards: HashSet<String> = (0..100)
+            .map(|i| store.feed_of(&format!("id-{i}")))
+            .collect();
+        assert_eq!(shards.len(), 4);
+    }
+
+    #[test]
+    fn versions_strictly_increase_even_when_the_clock_does_not() {
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let store = DynamoPeopleStore::new(client, "t");
+        let a = store.reserve_versions(1_000_000);
+        let b = store.reserve_versions(1);
+        assert!(b >= a + 1_000_000, "{a} then {b}");
+        let promised = futures::executor::block_on(store.latest_version()).unwrap();
+        assert!(promised >= b);
+        assert!(store.reserve_versions(1) > promised);
+    }
+}
