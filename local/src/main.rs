@@ -9,8 +9,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use shared::api::QueryApi;
+use shared::config::{PeopleConfig, StorageType};
 use shared::jsonl as load;
-use shared::search::SearchEngine;
+use shared::wiring::open_people;
 
 #[derive(Parser)]
 #[command(about = "Run the people directory locally with in-memory backends")]
@@ -53,28 +54,36 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     };
-    let table = match &args.data {
-        Some(path) => {
+    let mut config = PeopleConfig::from_env()?;
+    config.seed_people = args.people;
+    config.seed = args.seed;
+    let table = match (&args.data, config.storage) {
+        (Some(path), _) => {
             eprintln!("loading {}", path.display());
-            load::read_jsonl(path, &mut progress)?
+            Some(load::read_jsonl(path, &mut progress)?)
         }
-        None => {
+        (None, StorageType::Memory) => {
             eprintln!("generating {} people (seed {})", args.people, args.seed);
-            load::generated(args.people, args.seed, &mut progress)
+            Some(load::generated(args.people, args.seed, &mut progress))
+        }
+        (None, StorageType::DynamoDb) => {
+            eprintln!("reading people table {:?}", config.people_table);
+            None
         }
     };
     let read_secs = started.elapsed().as_secs_f64();
-    let engine = SearchEngine::new(table);
+    let people = open_people(&config, table)
+        .await
+        .context("opening people storage")?;
     eprintln!(
         "loaded {} people in {:.2} s (read {read_secs:.2} s, index {:.2} s); resident memory {} MB",
-        engine.snapshot().len(),
+        people.index.engine().snapshot().len(),
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-
     let api = Arc::new(QueryApi {
-        engine: Arc::new(engine),
+        index: people.index,
     });
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use shared::api::QueryApi;
 use shared::domain::Person;
-use shared::search::SearchEngine;
+use shared::search::{LiveIndex, SearchEngine};
 use shared::text::{fold, split_words};
 use tokio::sync::oneshot;
 
@@ -23,7 +23,7 @@ impl Server {
     async fn start() -> Self {
         let people: Vec<Person> = shared::datagen::generate(PEOPLE, 9).collect();
         let api = Arc::new(QueryApi {
-            engine: Arc::new(SearchEngine::from_people(&people)),
+            index: Arc::new(LiveIndex::fixed(SearchEngine::from_people(&people))),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();

@@ -2,6 +2,7 @@
 //! message that names the variable and the values it takes.
 
 use std::env;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {message}")]
@@ -17,13 +18,29 @@ pub enum StorageType {
     DynamoDb,
 }
 
-/// How the people data is reached.
+/// How the people data is reached, and how the in-memory index follows it.
+///
+/// | variable | default | meaning |
+/// | --- | --- | --- |
+/// | `STORAGE_TYPE` | `memory` | `memory` or `dynamodb` |
+/// | `SEED_PEOPLE`, `SEED` | `100000`, `42` | memory: the generated data set |
+/// | `PEOPLE_TABLE` | `people` | dynamodb: the people table |
+/// | `PEOPLE_FEED_SHARDS` | `4` | dynamodb: shards of the change feed (same for every reader and writer) |
+/// | `SCAN_SEGMENTS` | `4` | dynamodb: parallel Scan segments of a cold-start build |
+/// | `INDEX_REFRESH_MS` | `1000` | at most this often a request checks the change feed |
+/// | `INDEX_REFRESH_OVERLAP_MS` | `30000` | how far behind its watermark each check re-reads |
+/// | `AWS_ENDPOINT_URL` | (AWS) | read by the AWS SDK itself: an emulator such as moto |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeopleConfig {
     pub storage: StorageType,
     /// Memory storage: how many generated people to start with.
     pub seed_people: usize,
     pub seed: u64,
+    pub people_table: String,
+    pub feed_shards: u32,
+    pub scan_segments: u32,
+    pub refresh_every: Duration,
+    pub refresh_overlap: Duration,
 }
 
 impl PeopleConfig {
@@ -43,10 +60,39 @@ impl PeopleConfig {
                 });
             }
         };
+        let people_table = get("PEOPLE_TABLE").unwrap_or_else(|| "people".to_owned());
+        if people_table.trim().is_empty() {
+            return Err(ConfigError {
+                variable: "PEOPLE_TABLE",
+                message: "must not be empty".into(),
+            });
+        }
+        let feed_shards = number(&get, "PEOPLE_FEED_SHARDS", 4)?;
+        let scan_segments = number(&get, "SCAN_SEGMENTS", 4)?;
+        for (variable, value) in [
+            ("PEOPLE_FEED_SHARDS", feed_shards),
+            ("SCAN_SEGMENTS", scan_segments),
+        ] {
+            if !(1..=1000).contains(&value) {
+                return Err(ConfigError {
+                    variable,
+                    message: format!("{value} is not from 1 to 1000"),
+                });
+            }
+        }
         Ok(Self {
             storage,
             seed_people: number(&get, "SEED_PEOPLE", 100_000)?,
             seed: number(&get, "SEED", 42)?,
+            people_table,
+            feed_shards,
+            scan_segments,
+            refresh_every: Duration::from_millis(number(&get, "INDEX_REFRESH_MS", 1000)?),
+            refresh_overlap: Duration::from_millis(number(
+                &get,
+                "INDEX_REFRESH_OVERLAP_MS",
+                30_000,
+            )?),
         })
     }
 }
@@ -63,6 +109,14 @@ fn number<T: std::str::FromStr>(
             message: format!("{v:?} is not a whole number"),
         }),
     }
+}
+
+/// AWS SDK configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL`), loaded once at start-up.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 #[cfg(test)]

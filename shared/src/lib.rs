@@ -10,3 +10,4 @@ pub mod jsonl;
 pub mod ports;
 pub mod search;
 pub mod text;
+pub mod wiring;

@@ -71,4 +71,10 @@ pub trait PeopleStore: Send + Sync {
 
     /// Up to `limit` people changed after `since`, oldest first.
     async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError>;
+
+    /// How far behind its watermark a feed reader must start again, because
+    /// writes can become readable out of version order (0 where they cannot).
+    fn feed_overlap(&self) -> Version {
+        0
+    }
 }

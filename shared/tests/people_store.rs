@@ -665,3 +665,66 @@ async fn cold_index_build_of_100k_people() {
         recorder.count("Scan"),
     );
 }
+
+// ------------------------------------ the index following the change feed
+
+/// GIVEN an index built from the store WHEN people are added and changed in
+/// the store THEN one refresh brings exactly those changes into the index,
+/// and a second refresh (re-reading the overlap window) changes nothing.
+async fn scenario_index_follows_the_store(store: Arc<dyn PeopleStore>) {
+    use shared::domain::PeopleFilter;
+    use shared::search::{LiveIndex, PageStart, build_from_store};
+
+    let first = numbered("a", 300);
+    store.put_batch(&first).await.unwrap();
+    let (engine, version) = build_from_store(store.as_ref(), 3, &|_| {}).await.unwrap();
+    assert_eq!(engine.snapshot().len(), 300);
+    let index = Arc::new(LiveIndex::following(
+        engine,
+        Arc::clone(&store),
+        version,
+        Duration::ZERO,
+    ));
+
+    let mut later = numbered("b", 50);
+    for p in first.iter().take(10) {
+        let mut changed = p.clone();
+        changed.last_name = "Zzyzx".into();
+        later.push(changed);
+    }
+    store.put_batch(&later).await.unwrap();
+    assert_eq!(index.refresh().await.unwrap(), 60);
+    let snapshot = index.engine().snapshot();
+    assert_eq!(snapshot.len(), 350);
+    let zzyzx = PeopleFilter::new("zzy", vec![], vec![], Default::default());
+    let page = snapshot.search(&zzyzx, &PageStart::Offset(0), 100);
+    assert_eq!(page.total, 10);
+    assert_eq!(index.refresh().await.unwrap(), 0, "re-reading is harmless");
+
+    // A request path: `current()` starts the refresh in the background.
+    store.put_batch(&numbered("c", 5)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while index.current().len() < 355 {
+        assert!(
+            Instant::now() < deadline,
+            "the background refresh never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+mod scenario_index_follows_the_store {
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        let store = Arc::new(shared::adapters::memory::MemoryPeopleStore::new());
+        super::scenario_index_follows_the_store(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb() {
+        let store = Arc::new(super::dynamo_store("index_follows").await);
+        super::scenario_index_follows_the_store(store).await;
+    }
+}

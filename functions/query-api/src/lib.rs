@@ -1,28 +1,18 @@
 //! The query API Lambda: API Gateway HTTP API (payload v2) events in, the
 //! shared HTTP handler, responses out.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api::{self, QueryApi};
-use shared::config::{PeopleConfig, StorageType};
-use shared::search::SearchEngine;
+use shared::config::PeopleConfig;
+use shared::wiring::open_people;
 
-/// Builds the query API from the environment, once per cold start.
+/// Builds the query API once per cold start: the people store chosen by
+/// the environment, and the index built from it.
 pub async fn init(config: &PeopleConfig) -> Result<QueryApi, Error> {
-    let engine = match config.storage {
-        StorageType::Memory => {
-            let people: Vec<_> =
-                shared::datagen::generate(config.seed_people, config.seed).collect();
-            SearchEngine::from_people(&people)
-        }
-        StorageType::DynamoDb => {
-            return Err("STORAGE_TYPE=dynamodb: the DynamoDB people store is not part of this build yet; use memory".into());
-        }
-    };
+    let people = open_people(config, None).await?;
     Ok(QueryApi {
-        engine: Arc::new(engine),
+        index: people.index,
     })
 }
 

@@ -14,7 +14,7 @@ async fn api() -> QueryApi {
     let config = PeopleConfig {
         storage: StorageType::Memory,
         seed_people: PEOPLE,
-        seed: 42,
+        ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
     query_api::init(&config)
         .await

@@ -32,6 +32,8 @@ pub const VERSION_INDEX: &str = "by_version";
 /// writes over several index partitions, few enough that a feed read (one
 /// Query per shard) stays cheap.
 pub const DEFAULT_FEED_SHARDS: u32 = 4;
+/// Default re-read window of feed readers (see `with_feed_overlap`).
+pub const DEFAULT_FEED_OVERLAP: Duration = Duration::from_secs(30);
 
 const ID: &str = "id";
 const FIRST_NAME: &str = "first_name";
@@ -94,6 +96,9 @@ pub struct DynamoPeopleStore {
     scan_page_limit: Option<i32>,
     write_concurrency: usize,
     retry: BatchRetry,
+    /// How far behind its watermark a reader of the feed re-reads, in
+    /// version units (microseconds).
+    feed_overlap: Version,
     /// The last version this instance gave a write (or promised through
     /// `latest_version`): versions from one instance strictly increase.
     last_version: AtomicU64,
@@ -108,8 +113,17 @@ impl DynamoPeopleStore {
             scan_page_limit: None,
             write_concurrency: 4,
             retry: BatchRetry::default(),
+            feed_overlap: DEFAULT_FEED_OVERLAP.as_micros() as Version,
             last_version: AtomicU64::new(0),
         }
+    }
+
+    /// How long a write may take from getting its version to being
+    /// readable in the feed (writers on other machines commit out of
+    /// order); readers re-read that far behind their watermark.
+    pub fn with_feed_overlap(mut self, overlap: Duration) -> Self {
+        self.feed_overlap = overlap.as_micros().try_into().unwrap_or(Version::MAX);
+        self
     }
 
     /// The number of change-feed shards (at least 1). A property of the
@@ -400,6 +414,10 @@ impl PeopleStore for DynamoPeopleStore {
     /// them: each shard is read only as far as the merge needs it, so a
     /// call costs about `limit` items of reads, not `limit` per shard.
     #[tracing::instrument(skip(self), fields(table = %self.table, returned, more))]
+    fn feed_overlap(&self) -> Version {
+        self.feed_overlap
+    }
+
     async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError> {
         // One more than asked for tells whether more follow.
         let wanted = limit.saturating_add(1);

@@ -18,11 +18,11 @@ pub use error::ApiError;
 pub use params::{PeopleQuery, parse_query};
 
 use crate::domain::{Person, ValueCount};
-use crate::search::SearchEngine;
+use crate::search::LiveIndex;
 
 /// What the query API needs.
 pub struct QueryApi {
-    pub engine: Arc<SearchEngine>,
+    pub index: Arc<LiveIndex>,
 }
 
 #[derive(Serialize)]
@@ -63,7 +63,7 @@ fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiErr
             let id = percent_decode_str(id)
                 .decode_utf8()
                 .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
-            let snapshot = api.engine.snapshot();
+            let snapshot = api.index.current();
             match snapshot.get(&id) {
                 Some(person) => Ok(json_response(StatusCode::OK, &person)),
                 None => Err(ApiError::NotFound(format!("no person has id {:?}", &*id))),
@@ -72,7 +72,7 @@ fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiErr
         ["filters"] => {
             only_get(req)?;
             let limit = params::filter_limit(&parse_query(query)?)?;
-            let (nationalities, hobbies) = api.engine.snapshot().filter_options(limit);
+            let (nationalities, hobbies) = api.index.current().filter_options(limit);
             Ok(json_response(
                 StatusCode::OK,
                 &FilterOptions {
@@ -87,7 +87,7 @@ fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiErr
 
 fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
     let q = PeopleQuery::from_pairs(&parse_query(query)?)?;
-    let snapshot = api.engine.snapshot();
+    let snapshot = api.index.current();
     let page = snapshot.search(&q.filter, &q.start, q.page_size);
     Ok(json_response(
         StatusCode::OK,

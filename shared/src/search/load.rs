@@ -42,6 +42,8 @@ pub async fn build_from_store(
     }))
     .await?;
     let table = table.into_inner().unwrap_or_else(|e| e.into_inner());
-    let engine = tokio::task::block_in_place(|| SearchEngine::new(table));
+    let engine = tokio::task::spawn_blocking(|| SearchEngine::new(table))
+        .await
+        .map_err(|e| StoreError::Permanent(Box::new(e)))?;
     Ok((engine, version))
 }

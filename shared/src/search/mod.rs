@@ -8,6 +8,7 @@
 //! in batches (imports, change-feed refreshes), not one request at a time.
 
 mod index;
+mod live;
 mod load;
 mod table;
 
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 pub use index::{Matches, PageStart, SearchPage, Snapshot};
+pub use live::LiveIndex;
 pub use load::build_from_store;
 pub use table::{PeopleTable, PersonRef, Upserted};
 

@@ -1,0 +1,138 @@
+//! An index that follows the people store's change feed.
+//!
+//! Requests never wait for storage: a request that finds the last check
+//! older than the refresh interval starts one refresh in the background
+//! and is answered from the current snapshot. A refresh reads the changes
+//! since the watermark (minus the store's overlap window), applies them in
+//! one batch, and swaps the snapshot.
+//!
+//! Freshness bound: a write is in the index of a warm instance at most
+//! `refresh_every` + one refresh (a feed read, plus an index rebuild when
+//! something changed) after it became readable in the store, provided the
+//! instance receives requests; an idle instance catches up on its next
+//! request. Checking costs a request one clock read; the store sees one
+//! feed read per interval per instance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{SearchEngine, Snapshot};
+use crate::ports::{PeopleStore, StoreError, Version};
+
+/// Changes applied per engine rebuild at most.
+const CHANGES_PER_BATCH: usize = 20_000;
+
+pub struct LiveIndex {
+    engine: SearchEngine,
+    feed: Option<Feed>,
+}
+
+struct Feed {
+    store: Arc<dyn PeopleStore>,
+    every: Duration,
+    started: Instant,
+    /// Milliseconds since `started` when the next check is due.
+    next_due_ms: AtomicU64,
+    refreshing: AtomicBool,
+    /// Every change up to this version is in the index.
+    watermark: AtomicU64,
+}
+
+impl LiveIndex {
+    /// An index that changes only through [`LiveIndex::engine`] writes.
+    pub fn fixed(engine: SearchEngine) -> Self {
+        Self { engine, feed: None }
+    }
+
+    /// An index that catches up with `store`, whose changes up to
+    /// `version` it already holds.
+    pub fn following(
+        engine: SearchEngine,
+        store: Arc<dyn PeopleStore>,
+        version: Version,
+        every: Duration,
+    ) -> Self {
+        Self {
+            engine,
+            feed: Some(Feed {
+                store,
+                every,
+                started: Instant::now(),
+                next_due_ms: AtomicU64::new(every.as_millis() as u64),
+                refreshing: AtomicBool::new(false),
+                watermark: AtomicU64::new(version),
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &SearchEngine {
+        &self.engine
+    }
+
+    /// The snapshot to answer from; starts a background refresh when one is
+    /// due. Needs a Tokio runtime.
+    pub fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+        if let Some(feed) = &self.feed {
+            let now = feed.started.elapsed().as_millis() as u64;
+            if now >= feed.next_due_ms.load(Ordering::Relaxed)
+                && !feed.refreshing.swap(true, Ordering::AcqRel)
+            {
+                let this = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(e) = this.refresh().await {
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "index refresh failed; serving the previous snapshot");
+                    }
+                });
+            }
+        }
+        self.engine.snapshot()
+    }
+
+    /// Applies every change since the watermark now, and returns how many
+    /// people changed. Concurrent calls are not coordinated: use
+    /// [`LiveIndex::current`] on request paths.
+    pub async fn refresh(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let Some(feed) = &self.feed else {
+            return Ok(0);
+        };
+        let result = self.catch_up(feed).await;
+        let due = feed.started.elapsed() + feed.every;
+        feed.next_due_ms
+            .store(due.as_millis() as u64, Ordering::Relaxed);
+        feed.refreshing.store(false, Ordering::Release);
+        result
+    }
+
+    async fn catch_up(self: &Arc<Self>, feed: &Feed) -> Result<usize, StoreError> {
+        let watermark = feed.watermark.load(Ordering::Acquire);
+        let mut since = watermark.saturating_sub(feed.store.feed_overlap());
+        let mut changed = 0;
+        let mut newest = watermark;
+        loop {
+            let changes = feed.store.changes_since(since, CHANGES_PER_BATCH).await?;
+            if !changes.people.is_empty() {
+                // A rebuild is CPU work: keep it off the request threads.
+                let this = Arc::clone(self);
+                let people = changes.people;
+                changed += tokio::task::spawn_blocking(move || this.engine.upsert(&people))
+                    .await
+                    .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+            }
+            newest = newest.max(changes.up_to);
+            if !changes.more {
+                break;
+            }
+            since = changes.up_to;
+        }
+        feed.watermark.store(newest, Ordering::Release);
+        if changed > 0 {
+            tracing::info!(
+                changed,
+                watermark = newest,
+                "index caught up with the change feed"
+            );
+        }
+        Ok(changed)
+    }
+}

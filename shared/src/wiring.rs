@@ -1,0 +1,79 @@
+//! Start-up: the people store chosen by the environment, and the search
+//! index built from it and kept following it. Shared by the Lambda mains,
+//! the local server and the worker, so they cannot differ.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::adapters::dynamodb::DynamoPeopleStore;
+use crate::adapters::memory::MemoryPeopleStore;
+use crate::config::{PeopleConfig, StorageType, aws_config};
+use crate::ports::{PeopleStore, StoreError};
+use crate::search::{LiveIndex, PeopleTable, SearchEngine, build_from_store};
+
+/// The people store and the index that follows it.
+#[derive(Clone)]
+pub struct People {
+    pub store: Arc<dyn PeopleStore>,
+    pub index: Arc<LiveIndex>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("reading the people store to build the index failed")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Opens the people store of `config` and indexes it. With memory storage,
+/// the store starts with `seed` (or the generated data set); DynamoDB is
+/// read with a parallel Scan, and its data comes from `admin import`.
+pub async fn open_people(
+    config: &PeopleConfig,
+    seed: Option<PeopleTable>,
+) -> Result<People, StartError> {
+    let started = Instant::now();
+    let (store, engine, version): (Arc<dyn PeopleStore>, SearchEngine, u64) = match config.storage {
+        StorageType::Memory => {
+            let table = match seed {
+                Some(table) => table,
+                None => crate::jsonl::generated(config.seed_people, config.seed, &mut |_| {}),
+            };
+            let store = MemoryPeopleStore::with_table(table.clone());
+            let version = store.latest_version().await?;
+            let engine = tokio::task::spawn_blocking(move || SearchEngine::new(table))
+                .await
+                .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+            (Arc::new(store), engine, version)
+        }
+        StorageType::DynamoDb => {
+            if seed.is_some() {
+                return Err(StartError::Unsupported(
+                    "a data file seeds memory storage only; load DynamoDB with `admin import FILE`"
+                        .into(),
+                ));
+            }
+            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+            let store: Arc<dyn PeopleStore> = Arc::new(
+                DynamoPeopleStore::new(client, &config.people_table)
+                    .with_feed_shards(config.feed_shards)
+                    .with_feed_overlap(config.refresh_overlap),
+            );
+            let (engine, version) =
+                build_from_store(store.as_ref(), config.scan_segments, &|_| {}).await?;
+            (store, engine, version)
+        }
+    };
+    tracing::info!(
+        people = engine.snapshot().len(),
+        seconds = started.elapsed().as_secs_f64(),
+        storage = ?config.storage,
+        "search index built"
+    );
+    let index = LiveIndex::following(engine, Arc::clone(&store), version, config.refresh_every);
+    Ok(People {
+        store,
+        index: Arc::new(index),
+    })
+}
