@@ -25,11 +25,13 @@ trap cleanup EXIT
 python3 "$kit/gen_people.py" --count "$count" --seed 42 > "$work/people.jsonl"
 python3 "$kit/oracle.py" --data "$work/people.jsonl" --queries "$queries" > "$work/expected.jsonl"
 
-cargo build --quiet --bin local
-target/debug/local --port 0 --data "$work/people.jsonl" 2> "$work/server.log" &
+# A debug build loads 100k people in seconds; larger sets want the release build.
+if [ "$count" -gt 200000 ]; then profile=release; else profile=debug; fi
+cargo build --quiet --bin local $([ $profile = release ] && echo --release)
+target/$profile/local --port 0 --data "$work/people.jsonl" 2> "$work/server.log" &
 server_pid=$!
 base=
-for _ in $(seq 600); do
+for _ in $(seq 3000); do
     base=$(sed -n 's/^listening on //p' "$work/server.log")
     [ -n "$base" ] && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }

@@ -5,7 +5,7 @@
 # same emulator. Re-run after changing the pins: it installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pins=("moto[server]==5.2.5")
+pins=("moto[server]==5.2.5" "aws-sam-cli==1.170.0" "cfn-lint==1.58.0")
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use shared::api::QueryApi;
-use shared::config::{PeopleConfig, StorageType};
+use shared::config::{JobsConfig, PeopleConfig, StorageType};
 use shared::jsonl as load;
-use shared::wiring::open_people;
+use shared::search::Refresh;
+use shared::wiring::{open_jobs, open_people};
 
 #[derive(Parser)]
 #[command(about = "Run the people directory locally with in-memory backends")]
@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let read_secs = started.elapsed().as_secs_f64();
-    let people = open_people(&config, table)
+    let people = open_people(&config, table, Refresh::Background)
         .await
         .context("opening people storage")?;
     eprintln!(
@@ -82,14 +82,17 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-    let api = Arc::new(QueryApi {
-        index: people.index,
-    });
+    let jobs_config = JobsConfig::from_env()?;
+    let jobs = open_jobs(&jobs_config)
+        .await
+        .context("opening the request store and queue")?;
+    local::start_workers(&people, &jobs, jobs_config.workers, Duration::from_secs(1));
+    let app = Arc::new(local::App::new(&people, &jobs));
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     eprintln!("listening on http://{}", listener.local_addr()?);
-    local::serve(listener, local::router(api), shutdown_signal()).await?;
+    local::serve(listener, local::router(app), shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
 }

@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::api::QueryApi;
+use shared::config::{JobsConfig, PeopleConfig};
 use shared::domain::Person;
-use shared::search::{LiveIndex, SearchEngine};
 use shared::text::{fold, split_words};
+use shared::wiring::{open_jobs, open_people};
 use tokio::sync::oneshot;
 
 const PEOPLE: usize = 2_000;
@@ -21,14 +22,23 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
-        let people: Vec<Person> = shared::datagen::generate(PEOPLE, 9).collect();
-        let api = Arc::new(QueryApi {
-            index: Arc::new(LiveIndex::fixed(SearchEngine::from_people(&people))),
-        });
+        let table = shared::jsonl::generated(PEOPLE, 9, &mut |_| {});
+        let people = open_people(
+            &PeopleConfig::from_lookup(|_| None).unwrap(),
+            Some(table),
+            shared::search::Refresh::Background,
+        )
+        .await
+        .unwrap();
+        let jobs = open_jobs(&JobsConfig::from_lookup(|_| None).unwrap())
+            .await
+            .unwrap();
+        local::start_workers(&people, &jobs, 2, Duration::from_millis(50));
+        let app = Arc::new(local::App::new(&people, &jobs));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(local::serve(listener, local::router(api), async {
+        let done = tokio::spawn(local::serve(listener, local::router(app), async {
             let _ = stopped.await;
         }));
         Server {
@@ -45,6 +55,36 @@ impl Server {
         let status = response.status().as_u16();
         let body = response.json().await.expect("JSON body");
         (status, body)
+    }
+
+    async fn post(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Polls `GET /requests/{id}` until the request finishes.
+    async fn finished(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(&format!("/requests/{id}")).await;
+            assert_eq!(status, 200, "{body}");
+            if body["status"] == "completed" || body["status"] == "failed" {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} never finished: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn shutdown(mut self) {
@@ -247,4 +287,167 @@ fn blocking_get(url: &str) -> Value {
         .build()
         .unwrap();
     rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_job_agrees_with_the_search_api() {
+    let server = Server::start().await;
+    let (status, accepted) = server
+        .post(
+            "/requests",
+            r#"{"kind":"report","filter":{"search":"m","hobbies":["Reading","Cooking"]}}"#,
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "queued");
+    let id = accepted["id"].as_str().unwrap();
+    let done = server.finished(id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["kind"], "report");
+    assert!(done["error"].is_null());
+    let (_, page) = server.get("/people?search=m&hobbies=Reading,Cooking").await;
+    let result = &done["result"];
+    assert_eq!(result["total"], page["total"]);
+    // The histogram counts everybody once.
+    let histogram: u64 = result["hobbies_per_person"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(Some(histogram), page["total"].as_u64());
+    // Top nationalities agree with a filtered search.
+    let top = &result["top_nationalities"][0];
+    let (_, by_nat) = server
+        .get(&format!(
+            "/people?search=m&hobbies=Reading,Cooking&nationality={}",
+            top["value"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(top["count"], by_nat["total"]);
+    // Pairs: a report over a search alone, checked with "all" searches.
+    let (_, accepted) = server
+        .post(
+            "/requests",
+            r#"{"kind":"report","filter":{"search":"m"}}"#,
+            None,
+        )
+        .await;
+    let done = server.finished(accepted["id"].as_str().unwrap()).await;
+    let pairs = done["result"]["top_hobby_pairs"].as_array().unwrap();
+    assert!(!pairs.is_empty());
+    for pair in pairs {
+        let (a, b) = (
+            pair["hobbies"][0].as_str().unwrap(),
+            pair["hobbies"][1].as_str().unwrap(),
+        );
+        assert!(a < b, "pairs are ordered");
+        let (_, both) = server
+            .get(&format!(
+                "/people?search=m&hobbies={a},{b}&hobbies_match=all"
+            ))
+            .await;
+        assert_eq!(pair["count"], both["total"], "{a} + {b}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_job_makes_people_searchable_and_reports_rejects() {
+    let server = Server::start().await;
+    let body = r#"{"kind":"import","people":[
+        {"id":"imp-1","first_name":"Zébulon","last_name":"Quixotl","nationality":"Chilean","hobbies":["Chess"]},
+        {"first_name":"Ærwyn","last_name":"Quixotl","nationality":"Welsh","hobbies":[]},
+        {"id":"imp-3","first_name":"","last_name":"Nobody","nationality":"Chilean","hobbies":[]},
+        "not a person",
+        {"id":"imp-5","first_name":"Too","last_name":"Many","nationality":"Chilean","hobbies":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","r","s","t","u"]}
+    ]}"#;
+    let (status, accepted) = server.post("/requests", body, None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let done = server.finished(accepted["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["accepted"], 2);
+    let rejected: Vec<u64> = done["result"]["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rejected, [2, 3, 4]);
+    let (status, person) = server.get("/people/imp-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(person["first_name"], "Zébulon");
+    let (_, found) = server.get("/people?search=quixotl").await;
+    assert_eq!(found["total"], 2);
+    let (_, found) = server.get("/people?search=aerwyn").await;
+    assert_eq!(found["total"], 1, "the person without an id got one");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_are_validated_and_idempotent() {
+    let server = Server::start().await;
+    let report = r#"{"kind":"report","filter":{"nationality":"German"}}"#;
+    let (s1, first) = server.post("/requests", report, Some("key-1")).await;
+    let (s2, second) = server.post("/requests", report, Some("key-1")).await;
+    assert_eq!((s1, s2), (202, 202));
+    assert_eq!(
+        first["id"], second["id"],
+        "the same key is the same request"
+    );
+    let (_, third) = server.post("/requests", report, Some("key-2")).await;
+    assert_ne!(first["id"], third["id"]);
+
+    let cases = [
+        ("not json", "body"),
+        ("[1]", "body"),
+        (r#"{"filter":{}}"#, "kind"),
+        (r#"{"kind":"dance"}"#, "kind"),
+        (r#"{"kind":"report","filter":{"hobby":"Chess"}}"#, "filter"),
+        (r#"{"kind":"report","extra":1}"#, "extra"),
+        (r#"{"kind":"import"}"#, "people"),
+        (r#"{"kind":"import","people":[]}"#, "people"),
+    ];
+    for (body, field) in cases {
+        let (status, error) = server.post("/requests", body, None).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["parameter"], field, "{body}");
+    }
+    let too_many: Vec<String> = (0..1001)
+        .map(|i| {
+            format!(r#"{{"first_name":"A{i}","last_name":"B","nationality":"C","hobbies":[]}}"#)
+        })
+        .collect();
+    let (status, error) = server
+        .post(
+            "/requests",
+            &format!(r#"{{"kind":"import","people":[{}]}}"#, too_many.join(",")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["parameter"].as_str()),
+        (400, Some("people"))
+    );
+    let huge = format!(
+        r#"{{"kind":"report","filter":{{"search":"{}"}}}}"#,
+        "a".repeat(300_000)
+    );
+    let (status, error) = server.post("/requests", &huge, None).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let (status, _) = server
+        .post("/requests", report, Some("bad key with spaces"))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .get("/requests/00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/requests").await;
+    assert_eq!(status, 405);
+    server.shutdown().await;
 }

@@ -111,6 +111,74 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    /// In process, drained by the local server's worker pool.
+    Memory,
+    Sqs,
+}
+
+/// Where process requests are queued and kept.
+///
+/// | variable | default | meaning |
+/// | --- | --- | --- |
+/// | `QUEUE_TYPE` | `memory` | `memory` or `sqs` |
+/// | `QUEUE_URL` | | sqs: the jobs queue (required with `sqs`) |
+/// | `REQUESTS_TABLE` | `requests` | with `STORAGE_TYPE=dynamodb`: the request records |
+/// | `MAX_RECEIVES` | `3` | deliveries before a message is dead-lettered (the queue's `maxReceiveCount`) |
+/// | `WORKERS` | `2` | memory queue: worker tasks of the local server |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobsConfig {
+    pub queue: QueueType,
+    pub queue_url: Option<String>,
+    pub storage: StorageType,
+    pub requests_table: String,
+    pub max_receives: u32,
+    pub workers: usize,
+}
+
+impl JobsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let people = PeopleConfig::from_lookup(&get)?;
+        let queue = match get("QUEUE_TYPE").as_deref() {
+            None | Some("memory") => QueueType::Memory,
+            Some("sqs") => QueueType::Sqs,
+            Some(other) => {
+                return Err(ConfigError {
+                    variable: "QUEUE_TYPE",
+                    message: format!("{other:?} is not one of: memory, sqs"),
+                });
+            }
+        };
+        let queue_url = get("QUEUE_URL").filter(|u| !u.trim().is_empty());
+        if queue == QueueType::Sqs && queue_url.is_none() {
+            return Err(ConfigError {
+                variable: "QUEUE_URL",
+                message: "required with QUEUE_TYPE=sqs".into(),
+            });
+        }
+        let max_receives = number(&get, "MAX_RECEIVES", 3)?;
+        if max_receives == 0 {
+            return Err(ConfigError {
+                variable: "MAX_RECEIVES",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            queue,
+            queue_url,
+            storage: people.storage,
+            requests_table: get("REQUESTS_TABLE").unwrap_or_else(|| "requests".to_owned()),
+            max_receives,
+            workers: number(&get, "WORKERS", 2)?,
+        })
+    }
+}
+
 /// AWS SDK configuration from the environment (region, credentials,
 /// `AWS_ENDPOINT_URL`), loaded once at start-up.
 pub async fn aws_config() -> aws_config::SdkConfig {

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::domain::validate_fields;
+use crate::domain::{Person, validate_fields};
 use crate::search::{PeopleTable, PersonRef};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -138,6 +138,20 @@ fn parse_line(bytes: &[u8]) -> Result<Line<'_>, String> {
         &line.hobbies,
     )?;
     Ok(line)
+}
+
+/// One line of a people file as an owned `Person`, checked exactly as
+/// [`read_jsonl`] checks it (JSON shape, then `validate_fields`), with the
+/// same reasons; for importers that stream a file line by line.
+pub fn parse_person(bytes: &[u8]) -> Result<Person, String> {
+    let line = parse_line(bytes)?;
+    Ok(Person {
+        id: line.id.into_owned(),
+        first_name: line.first_name.into_owned(),
+        last_name: line.last_name.into_owned(),
+        nationality: line.nationality.into_owned(),
+        hobbies: line.hobbies.into_iter().map(Cow::into_owned).collect(),
+    })
 }
 
 /// `count` generated people (see `crate::datagen`).

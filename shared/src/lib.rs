@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod datagen;
 pub mod domain;
+pub mod jobs;
 pub mod jsonl;
 pub mod ports;
 pub mod search;

@@ -2,8 +2,10 @@
 //! they use; adapters (`crate::adapters`) implement them in memory and on AWS.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::domain::Person;
+use crate::jobs::{JobError, JobMessage, RequestRecord};
 
 /// Monotonically increasing version that a people store gives each write.
 pub type Version = u64;
@@ -77,4 +79,70 @@ pub trait PeopleStore: Send + Sync {
     fn feed_overlap(&self) -> Version {
         0
     }
+}
+
+/// What [`RequestStore::create`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New(RequestRecord),
+    /// The idempotency key was used before: that earlier request.
+    Existing(RequestRecord),
+}
+
+/// What [`RequestStore::start`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// Now `processing` (again, after a redelivery: `attempts` counts them).
+    Started(RequestRecord),
+    /// Already `completed` or `failed`: a duplicate delivery, nothing to do.
+    Finished(RequestRecord),
+    Missing,
+}
+
+/// Request records. Every status change is conditional, so duplicate or
+/// late deliveries can never overwrite a finished result.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Records a new `queued` request. With an idempotency key that was used
+    /// before, records nothing and returns the earlier request.
+    async fn create(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, StoreError>;
+
+    async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError>;
+
+    /// `queued` or `processing` → `processing`, one more attempt.
+    async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError>;
+
+    /// → `completed` or `failed`, unless the request already finished.
+    /// Returns whether this call finished it.
+    async fn finish(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed(serde_json::Value),
+    Failed(JobError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue is unavailable for now")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the queue rejected the message")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where jobs wait for a worker. Delivery is at least once.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn send(&self, message: &JobMessage) -> Result<(), QueueError>;
 }

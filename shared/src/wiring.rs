@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::adapters::dynamodb::DynamoPeopleStore;
-use crate::adapters::memory::MemoryPeopleStore;
-use crate::config::{PeopleConfig, StorageType, aws_config};
-use crate::ports::{PeopleStore, StoreError};
-use crate::search::{LiveIndex, PeopleTable, SearchEngine, build_from_store};
+use crate::adapters::dynamodb_requests::DynamoRequestStore;
+use crate::adapters::memory::{MemoryPeopleStore, MemoryQueue, MemoryRequestStore};
+use crate::adapters::sqs::SqsQueue;
+use crate::config::{JobsConfig, PeopleConfig, QueueType, StorageType, aws_config};
+use crate::ports::{JobQueue, PeopleStore, RequestStore, StoreError};
+use crate::search::{LiveIndex, PeopleTable, Refresh, SearchEngine, build_from_store};
 
 /// The people store and the index that follows it.
 #[derive(Clone)]
@@ -32,6 +34,7 @@ pub enum StartError {
 pub async fn open_people(
     config: &PeopleConfig,
     seed: Option<PeopleTable>,
+    refresh: Refresh,
 ) -> Result<People, StartError> {
     let started = Instant::now();
     let (store, engine, version): (Arc<dyn PeopleStore>, SearchEngine, u64) = match config.storage {
@@ -71,9 +74,61 @@ pub async fn open_people(
         storage = ?config.storage,
         "search index built"
     );
-    let index = LiveIndex::following(engine, Arc::clone(&store), version, config.refresh_every);
+    let index = LiveIndex::following(
+        engine,
+        Arc::clone(&store),
+        version,
+        config.refresh_every,
+        refresh,
+    );
     Ok(People {
         store,
         index: Arc::new(index),
+    })
+}
+
+/// Where requests are kept and queued.
+#[derive(Clone)]
+pub struct Jobs {
+    pub requests: Arc<dyn RequestStore>,
+    pub queue: Arc<dyn JobQueue>,
+    /// The in-process queue, for the local worker pool to drain.
+    pub memory_queue: Option<Arc<MemoryQueue>>,
+    pub max_receives: u32,
+}
+
+/// The request store of `config` (the query function only reads it).
+pub async fn open_requests(config: &JobsConfig) -> Result<Arc<dyn RequestStore>, StartError> {
+    Ok(match config.storage {
+        StorageType::Memory => Arc::new(MemoryRequestStore::new()),
+        StorageType::DynamoDb => Arc::new(DynamoRequestStore::new(
+            aws_sdk_dynamodb::Client::new(&aws_config().await),
+            &config.requests_table,
+        )),
+    })
+}
+
+/// Opens the request store and the queue of `config`.
+pub async fn open_jobs(config: &JobsConfig) -> Result<Jobs, StartError> {
+    let requests = open_requests(config).await?;
+    let (queue, memory_queue): (Arc<dyn JobQueue>, _) = match config.queue {
+        QueueType::Memory => {
+            let q = Arc::new(MemoryQueue::new());
+            (q.clone(), Some(q))
+        }
+        QueueType::Sqs => {
+            let url = config
+                .queue_url
+                .clone()
+                .expect("JobsConfig requires QUEUE_URL with QUEUE_TYPE=sqs");
+            let client = aws_sdk_sqs::Client::new(&aws_config().await);
+            (Arc::new(SqsQueue::new(client, url)), None)
+        }
+    };
+    Ok(Jobs {
+        requests,
+        queue,
+        memory_queue,
+        max_receives: config.max_receives,
     })
 }

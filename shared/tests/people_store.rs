@@ -684,6 +684,7 @@ async fn scenario_index_follows_the_store(store: Arc<dyn PeopleStore>) {
         Arc::clone(&store),
         version,
         Duration::ZERO,
+        shared::search::Refresh::Background,
     ));
 
     let mut later = numbered("b", 50);
@@ -704,7 +705,7 @@ async fn scenario_index_follows_the_store(store: Arc<dyn PeopleStore>) {
     // A request path: `current()` starts the refresh in the background.
     store.put_batch(&numbered("c", 5)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while index.current().len() < 355 {
+    while index.current().await.len() < 355 {
         assert!(
             Instant::now() < deadline,
             "the background refresh never landed"

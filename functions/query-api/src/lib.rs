@@ -4,15 +4,18 @@
 use bytes::Bytes;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use shared::api::{self, QueryApi};
-use shared::config::PeopleConfig;
-use shared::wiring::open_people;
+use shared::config::{JobsConfig, PeopleConfig};
+use shared::search::Refresh;
+use shared::wiring::{open_people, open_requests};
 
 /// Builds the query API once per cold start: the people store chosen by
 /// the environment, and the index built from it.
-pub async fn init(config: &PeopleConfig) -> Result<QueryApi, Error> {
-    let people = open_people(config, None).await?;
+pub async fn init(config: &PeopleConfig, jobs: &JobsConfig) -> Result<QueryApi, Error> {
+    // Inline: on Lambda, background work is frozen between invocations.
+    let people = open_people(config, None, Refresh::Inline).await?;
     Ok(QueryApi {
         index: people.index,
+        requests: open_requests(jobs).await?,
     })
 }
 

@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use shared::api::QueryApi;
-use shared::config::{PeopleConfig, StorageType};
+use shared::config::{JobsConfig, PeopleConfig, StorageType};
 use shared::domain::Person;
 use shared::text::{fold, split_words};
 
@@ -16,7 +16,8 @@ async fn api() -> QueryApi {
         seed_people: PEOPLE,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
-    query_api::init(&config)
+    let jobs = JobsConfig::from_lookup(|_| None).unwrap();
+    query_api::init(&config, &jobs)
         .await
         .expect("memory config starts")
 }

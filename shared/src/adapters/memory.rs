@@ -1,11 +1,16 @@
 //! In-memory adapters: the local server's backends and the tests' doubles.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::domain::Person;
-use crate::ports::{Changes, PeopleStore, ScanPage, StoreError, Version, WriteReport};
+use crate::jobs::{JobMessage, RequestRecord, RequestStatus};
+use crate::ports::{
+    Changes, Created, JobQueue, Outcome, PeopleStore, QueueError, RequestStore, ScanPage, Started,
+    StoreError, Version, WriteReport,
+};
 use crate::search::{PeopleTable, Upserted};
 
 /// People kept in a compact table, with a version per write.
@@ -152,5 +157,220 @@ impl PeopleStore for MemoryPeopleStore {
             up_to,
             more,
         })
+    }
+}
+
+/// Request records in a map, with the same conditional transitions as the
+/// DynamoDB store.
+#[derive(Default)]
+pub struct MemoryRequestStore {
+    inner: std::sync::Mutex<Requests>,
+}
+
+#[derive(Default)]
+struct Requests {
+    records: std::collections::HashMap<String, RequestRecord>,
+    keys: std::collections::HashMap<String, String>,
+}
+
+impl MemoryRequestStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl RequestStore for MemoryRequestStore {
+    async fn create(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, StoreError> {
+        let mut inner = self.lock();
+        if let Some(key) = idempotency_key {
+            if let Some(earlier) = inner.keys.get(key).and_then(|id| inner.records.get(id)) {
+                return Ok(Created::Existing(earlier.clone()));
+            }
+            inner.keys.insert(key.to_owned(), record.id.clone());
+        }
+        inner.records.insert(record.id.clone(), record.clone());
+        Ok(Created::New(record.clone()))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        Ok(self.lock().records.get(id).cloned())
+    }
+
+    async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return Ok(Started::Missing);
+        };
+        if record.status.is_final() {
+            return Ok(Started::Finished(record.clone()));
+        }
+        record.status = RequestStatus::Processing;
+        record.attempts += 1;
+        record.updated_at = now;
+        Ok(Started::Started(record.clone()))
+    }
+
+    async fn finish(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return Ok(false);
+        };
+        if record.status.is_final() {
+            return Ok(false);
+        }
+        match outcome {
+            Outcome::Completed(result) => {
+                record.status = RequestStatus::Completed;
+                record.result = Some(result);
+            }
+            Outcome::Failed(error) => {
+                record.status = RequestStatus::Failed;
+                record.error = Some(error);
+            }
+        }
+        record.updated_at = now;
+        Ok(true)
+    }
+}
+
+/// A queue in process: messages go to a channel that [`MemoryQueue::run_workers`]
+/// drains with a pool of workers. Like SQS, delivery is at least once: a
+/// message whose processing fails comes back after `redeliver_after`, and
+/// after `max_receives` deliveries goes to the dead-letter list.
+pub struct MemoryQueue {
+    tx: tokio::sync::mpsc::UnboundedSender<Delivery>,
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>,
+    dead: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Makes the next `n` sends fail (fault injection for tests).
+    fail_sends: std::sync::atomic::AtomicUsize,
+}
+
+struct Delivery {
+    body: String,
+    receives: u32,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+            dead: Arc::default(),
+            fail_sends: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends the raw `body`, as a producer outside this code might.
+    pub fn send_raw(&self, body: String) {
+        // The receiver lives as long as the queue's workers; a send after
+        // shutdown has nowhere to go, as with a deleted queue.
+        let _ = self.tx.send(Delivery { body, receives: 0 });
+    }
+
+    /// Takes the next waiting message, if any, as a worker would (for tests
+    /// and tools; not usable once `run_workers` has started).
+    pub fn try_receive(&self) -> Option<String> {
+        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        rx.as_mut()?.try_recv().ok().map(|d| d.body)
+    }
+
+    /// The next `n` sends fail with `QueueError::Unavailable`.
+    pub fn fail_next_sends(&self, n: usize) {
+        self.fail_sends
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Bodies of messages that were given up on.
+    pub fn dead_letters(&self) -> Vec<String> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts `workers` tasks that hand each message to `handle(body,
+    /// receive_count)`; an `Err` redelivers it. Call once.
+    pub fn run_workers<F, Fut>(
+        self: &Arc<Self>,
+        workers: usize,
+        max_receives: u32,
+        redeliver_after: std::time::Duration,
+        handle: F,
+    ) where
+        F: Fn(String, u32) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send,
+    {
+        let rx = self
+            .rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .expect("run_workers is called once");
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let handle = Arc::new(handle);
+        for _ in 0..workers.max(1) {
+            let (rx, handle, tx, dead) = (
+                Arc::clone(&rx),
+                Arc::clone(&handle),
+                self.tx.clone(),
+                Arc::clone(&self.dead),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let Some(mut delivery) = rx.lock().await.recv().await else {
+                        return;
+                    };
+                    delivery.receives += 1;
+                    if let Err(reason) = handle(delivery.body.clone(), delivery.receives).await {
+                        if delivery.receives >= max_receives {
+                            tracing::error!(%reason, receives = delivery.receives, "message moved to the dead-letter list");
+                            dead.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(delivery.body);
+                        } else {
+                            tracing::warn!(%reason, receives = delivery.receives, "message will be redelivered");
+                            let tx = tx.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(redeliver_after).await;
+                                let _ = tx.send(delivery);
+                            });
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn send(&self, message: &JobMessage) -> Result<(), QueueError> {
+        let failing = self.fail_sends.load(std::sync::atomic::Ordering::SeqCst);
+        if failing > 0 {
+            self.fail_sends
+                .store(failing - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(QueueError::Unavailable("injected send failure".into()));
+        }
+        let body = serde_json::to_string(message).expect("messages serialize");
+        self.send_raw(body);
+        Ok(())
     }
 }

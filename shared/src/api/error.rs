@@ -10,6 +10,8 @@ pub enum ApiError {
     InvalidParameter { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("method {method} is not allowed here")]
     MethodNotAllowed { method: String, allow: &'static str },
     /// Something failed on our side; `correlation_id` is in the logs with
@@ -32,6 +34,7 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -42,6 +45,7 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Internal { .. } => "internal",
             ApiError::Unavailable { .. } => "unavailable",

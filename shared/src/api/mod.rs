@@ -18,11 +18,15 @@ pub use error::ApiError;
 pub use params::{PeopleQuery, parse_query};
 
 use crate::domain::{Person, ValueCount};
+use crate::jobs::{Enqueuer, SubmitError, submit};
+use crate::ports::RequestStore;
 use crate::search::LiveIndex;
 
 /// What the query API needs.
 pub struct QueryApi {
     pub index: Arc<LiveIndex>,
+    /// Read here, written by the enqueue function and the workers.
+    pub requests: Arc<dyn RequestStore>,
 }
 
 #[derive(Serialize)]
@@ -43,27 +47,27 @@ struct FilterOptions {
 /// Routes one request. Never fails: every error is a JSON error response.
 #[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.uri().path()))]
 pub async fn handle(api: &QueryApi, req: Request<Bytes>) -> Response<Bytes> {
-    match route(api, &req) {
+    match route(api, &req).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
+async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let query = req.uri().query();
     match segments.as_slice() {
         ["people"] => {
             only_get(req)?;
-            people(api, query)
+            people(api, query).await
         }
         ["people", id] if !id.is_empty() => {
             only_get(req)?;
             let id = percent_decode_str(id)
                 .decode_utf8()
                 .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
-            let snapshot = api.index.current();
+            let snapshot = api.index.current().await;
             match snapshot.get(&id) {
                 Some(person) => Ok(json_response(StatusCode::OK, &person)),
                 None => Err(ApiError::NotFound(format!("no person has id {:?}", &*id))),
@@ -72,7 +76,7 @@ fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiErr
         ["filters"] => {
             only_get(req)?;
             let limit = params::filter_limit(&parse_query(query)?)?;
-            let (nationalities, hobbies) = api.index.current().filter_options(limit);
+            let (nationalities, hobbies) = api.index.current().await.filter_options(limit);
             Ok(json_response(
                 StatusCode::OK,
                 &FilterOptions {
@@ -81,13 +85,104 @@ fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiErr
                 },
             ))
         }
+        ["requests", id] if !id.is_empty() => {
+            only_get(req)?;
+            let correlation_id = correlation_id(req);
+            match api.requests.get(id).await {
+                Ok(Some(record)) => Ok(json_response(StatusCode::OK, &record)),
+                Ok(None) => Err(ApiError::NotFound(format!("no request has id {id:?}"))),
+                Err(e) => {
+                    tracing::error!(%correlation_id, error = ?e, "reading a request failed");
+                    Err(ApiError::Unavailable { correlation_id })
+                }
+            }
+        }
+        ["requests"] => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow: "POST",
+        }),
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }
 }
 
-fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
+/// `POST /requests`: the enqueue function's one route.
+#[tracing::instrument(skip_all, fields(correlation_id))]
+pub async fn handle_submit(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
+    let correlation_id = correlation_id(&req);
+    tracing::Span::current().record("correlation_id", correlation_id.as_str());
+    let path = req.uri().path();
+    if path != "/requests" {
+        return ApiError::NotFound(format!("no route for {path}")).into_response();
+    }
+    if req.method() != Method::POST {
+        return ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow: "POST",
+        }
+        .into_response();
+    }
+    let key = match idempotency_key(&req) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    match submit(deps, req.body(), key.as_deref(), &correlation_id).await {
+        Ok(record) => json_response(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({
+                "id": record.id,
+                "status": record.status,
+                "created_at": record.created_at,
+            }),
+        ),
+        Err(SubmitError::Invalid { field, message }) => ApiError::InvalidParameter {
+            parameter: field,
+            message,
+        }
+        .into_response(),
+        Err(e @ SubmitError::TooLarge) => ApiError::PayloadTooLarge(e.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "submitting a request failed");
+            ApiError::Unavailable { correlation_id }.into_response()
+        }
+    }
+}
+
+/// The `Idempotency-Key` header: at most 128 visible ASCII characters.
+fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::invalid(
+            "Idempotency-Key",
+            "Idempotency-Key must be 1 to 128 visible ASCII characters",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.is_empty() || text.len() > 128 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// The caller's `x-correlation-id`, else API Gateway's request id, else a new one.
+pub fn correlation_id(req: &Request<Bytes>) -> String {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_owned)
+    };
+    header("x-correlation-id")
+        .or_else(|| header("x-amzn-requestid"))
+        .or_else(|| header("apigw-requestid"))
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
     let q = PeopleQuery::from_pairs(&parse_query(query)?)?;
-    let snapshot = api.index.current();
+    let snapshot = api.index.current().await;
     let page = snapshot.search(&q.filter, &q.start, q.page_size);
     Ok(json_response(
         StatusCode::OK,

@@ -1,10 +1,14 @@
 //! An index that follows the people store's change feed.
 //!
-//! Requests never wait for storage: a request that finds the last check
-//! older than the refresh interval starts one refresh in the background
-//! and is answered from the current snapshot. A refresh reads the changes
-//! since the watermark (minus the store's overlap window), applies them in
-//! one batch, and swaps the snapshot.
+//! A request that finds the last check older than the refresh interval
+//! starts one refresh. In a long-running process (the local server) it runs
+//! in the background and the request is answered from the current
+//! snapshot. On Lambda, where work left running after the response is
+//! frozen until the next invocation, the request that finds a refresh due
+//! waits for it ([`Refresh::Inline`]); every other request in that second
+//! does not. A refresh reads the changes since the watermark (minus the
+//! store's overlap window), applies them in one batch, and swaps the
+//! snapshot.
 //!
 //! Freshness bound: a write is in the index of a warm instance at most
 //! `refresh_every` + one refresh (a feed read, plus an index rebuild when
@@ -28,9 +32,19 @@ pub struct LiveIndex {
     feed: Option<Feed>,
 }
 
+/// Where a due refresh runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// In a background task; the request does not wait.
+    Background,
+    /// In the request that finds it due (Lambda).
+    Inline,
+}
+
 struct Feed {
     store: Arc<dyn PeopleStore>,
     every: Duration,
+    mode: Refresh,
     started: Instant,
     /// Milliseconds since `started` when the next check is due.
     next_due_ms: AtomicU64,
@@ -52,12 +66,14 @@ impl LiveIndex {
         store: Arc<dyn PeopleStore>,
         version: Version,
         every: Duration,
+        mode: Refresh,
     ) -> Self {
         Self {
             engine,
             feed: Some(Feed {
                 store,
                 every,
+                mode,
                 started: Instant::now(),
                 next_due_ms: AtomicU64::new(every.as_millis() as u64),
                 refreshing: AtomicBool::new(false),
@@ -70,20 +86,26 @@ impl LiveIndex {
         &self.engine
     }
 
-    /// The snapshot to answer from; starts a background refresh when one is
-    /// due. Needs a Tokio runtime.
-    pub fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+    /// The snapshot to answer from, after starting (or, inline, running)
+    /// a refresh when one is due. Needs a Tokio runtime.
+    pub async fn current(self: &Arc<Self>) -> Arc<Snapshot> {
         if let Some(feed) = &self.feed {
             let now = feed.started.elapsed().as_millis() as u64;
             if now >= feed.next_due_ms.load(Ordering::Relaxed)
                 && !feed.refreshing.swap(true, Ordering::AcqRel)
             {
                 let this = Arc::clone(self);
-                tokio::spawn(async move {
+                let refresh = async move {
                     if let Err(e) = this.refresh().await {
                         tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "index refresh failed; serving the previous snapshot");
                     }
-                });
+                };
+                match feed.mode {
+                    Refresh::Background => {
+                        tokio::spawn(refresh);
+                    }
+                    Refresh::Inline => refresh.await,
+                }
             }
         }
         self.engine.snapshot()

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 pub use index::{Matches, PageStart, SearchPage, Snapshot};
-pub use live::LiveIndex;
+pub use live::{LiveIndex, Refresh};
 pub use load::build_from_store;
 pub use table::{PeopleTable, PersonRef, Upserted};
 

@@ -127,6 +127,26 @@ impl PeopleTable {
         self.by_id.find(hash, |&row| self.id(row) == id).copied()
     }
 
+    pub(crate) fn nationality_id(&self, row: u32) -> u32 {
+        self.nationality[row as usize]
+    }
+
+    pub(crate) fn nationality_count(&self) -> usize {
+        self.nationalities.len()
+    }
+
+    pub(crate) fn hobby_count(&self) -> usize {
+        self.hobby_names.len()
+    }
+
+    pub(crate) fn nationality_name(&self, id: u32) -> &str {
+        self.nationalities.resolve(id)
+    }
+
+    pub(crate) fn hobby_name(&self, id: u32) -> &str {
+        self.hobby_names.resolve(id)
+    }
+
     pub(crate) fn hobby_ids(&self, row: u32) -> &[u32] {
         let start = self.hobby_start[row as usize] as usize;
         &self.hobbies[start..start + self.hobby_len[row as usize] as usize]

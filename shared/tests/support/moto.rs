@@ -1,5 +1,6 @@
-//! A moto server (a DynamoDB emulator speaking the real wire protocol) for
-//! the DynamoDB tests: one per test binary, started on first use.
+//! A moto server (a DynamoDB and SQS emulator speaking the real wire
+//! protocols) for the DynamoDB and SQS tests: one per test binary, started
+//! on first use.
 //!
 //! The server lives in a `static`, and Rust never drops statics, so the end
 //! of the test process cannot be left to `Drop`. Instead moto runs under a
@@ -67,6 +68,18 @@ pub fn config() -> aws_sdk_dynamodb::config::Builder {
 
 pub fn client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config().build())
+}
+
+/// An SQS client for the shared server, configured as [`config`] is.
+#[allow(dead_code)] // not every test binary that includes this file uses SQS
+pub fn sqs_client() -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }
 
 fn workspace_root() -> PathBuf {

@@ -1,0 +1,109 @@
+//! `admin`: operations on the people directory's DynamoDB tables.
+//!
+//! `cargo run --release --bin admin -- create-tables`
+//! `cargo run --release --bin admin -- import people.jsonl`
+
+mod commands;
+mod import;
+mod progress;
+mod tables;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done: every line of the file was written
+  1  a fatal error: bad configuration or arguments, unreadable file, missing table,
+     a write the store refused for good (the message says which)
+  2  the import finished, but some lines were rejected or some people could not be written
+
+Environment: PEOPLE_TABLE (default people), PEOPLE_FEED_SHARDS (default 4, the same for
+every writer and reader of a table), AWS_REGION, AWS credentials, AWS_ENDPOINT_URL (e.g. an
+emulator), RUST_LOG (default warn).";
+
+#[derive(Parser)]
+#[command(name = "admin", about = "Operations on the people directory's tables", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates the tables that do not exist yet (the people table,
+    /// PEOPLE_TABLE) and waits until they can be used; running it again is
+    /// harmless.
+    CreateTables,
+    /// Imports people from a JSON-lines file, one person a line (as
+    /// gen_people.py writes). Every line is checked as the local server
+    /// checks it; bad lines are reported by number and skipped, the others
+    /// written. A later line with a known id replaces the earlier one.
+    #[command(after_help = EXIT_CODES)]
+    Import {
+        /// The people file; read as a stream, so its size does not matter.
+        file: PathBuf,
+        /// People per batch handed to the store.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+        /// Batches written at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+        concurrency: u32,
+        /// Writes every rejected line to this file as JSON lines:
+        /// {"line": N, "reason": "..."}.
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Exit 2 means "partly imported" here, so a usage error is a 1.
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let screen = progress::Screen::default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(screen.clone())
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let result = match cli.command {
+        Command::CreateTables => commands::create_tables().await,
+        Command::Import {
+            file,
+            batch_size,
+            concurrency,
+            rejects,
+        } => {
+            let options = import::Options {
+                batch_size: batch_size as usize,
+                concurrency: concurrency as usize,
+                retry: import::Retry::default(),
+                rejects,
+            };
+            commands::import(&file, options, &screen).await
+        }
+    };
+    match result {
+        Ok(commands::Outcome::Complete) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::Partial) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The enqueue Lambda's handler on the API Gateway events of `events/`.
+
+use std::sync::Arc;
+
+use lambda_http::{Body, Request};
+use serde_json::Value;
+use shared::adapters::memory::{MemoryQueue, MemoryRequestStore};
+use shared::jobs::{Enqueuer, JobMessage, RequestStatus};
+use shared::ports::RequestStore;
+
+const REPORT: &str = include_str!("../../../events/enqueue-report.json");
+const BAD_KIND: &str = include_str!("../../../events/enqueue-bad-kind.json");
+
+fn deps() -> (Enqueuer, Arc<MemoryRequestStore>, Arc<MemoryQueue>) {
+    let requests = Arc::new(MemoryRequestStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let deps = Enqueuer {
+        requests: requests.clone(),
+        queue: queue.clone(),
+    };
+    (deps, requests, queue)
+}
+
+fn event(json: &str) -> Request {
+    lambda_http::request::from_str(json).expect("fixture is an API Gateway v2 event")
+}
+
+async fn call(deps: &Enqueuer, json: &str) -> (u16, Value) {
+    let response = enqueue::handler(deps, event(json)).await.unwrap();
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("expected text, got {other:?}"),
+    };
+    (response.status().as_u16(), body)
+}
+
+#[tokio::test]
+async fn a_report_is_recorded_queued_and_sent_once_per_key() {
+    let (deps, requests, queue) = deps();
+    let (status, body) = call(&deps, REPORT).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "queued");
+    let id = body["id"].as_str().unwrap();
+    let record = requests.get(id).await.unwrap().unwrap();
+    assert_eq!(record.status, RequestStatus::Queued);
+    let message: JobMessage = serde_json::from_str(&queue.try_receive().unwrap()).unwrap();
+    assert_eq!(message.request_id, id);
+    assert!(!message.correlation_id.is_empty());
+    // The fixture carries an Idempotency-Key: the same request, no new message.
+    let (status, again) = call(&deps, REPORT).await;
+    assert_eq!((status, again["id"].as_str()), (202, Some(id)));
+    assert!(queue.try_receive().is_none());
+}
+
+#[tokio::test]
+async fn a_bad_kind_is_a_400_and_nothing_is_queued() {
+    let (deps, _, queue) = deps();
+    let (status, body) = call(&deps, BAD_KIND).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["parameter"], "kind");
+    assert!(queue.try_receive().is_none());
+}
+
+#[tokio::test]
+async fn a_failed_send_is_reported_and_leaves_no_queued_record() {
+    let (deps, requests, queue) = deps();
+    queue.fail_next_sends(1);
+    let (status, body) = call(&deps, REPORT).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["correlation_id"].is_string());
+    assert!(
+        !body.to_string().contains("injected"),
+        "no internal text: {body}"
+    );
+    // The record behind the key says what happened.
+    let (_, again) = call(&deps, REPORT).await;
+    let record = requests
+        .get(again["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, RequestStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "enqueue_failed");
+    assert!(queue.try_receive().is_none());
+}

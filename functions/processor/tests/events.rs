@@ -1,0 +1,187 @@
+//! The processor Lambda's handler on the SQS events of `events/`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use lambda_runtime::{Context, LambdaEvent};
+use shared::adapters::memory::MemoryRequestStore;
+use shared::config::PeopleConfig;
+use shared::domain::PeopleFilter;
+use shared::jobs::{JobKind, RequestRecord, RequestStatus, Worker};
+use shared::ports::RequestStore;
+use shared::search::PageStart;
+use shared::wiring::open_people;
+
+const REPORT_ID: &str = "0b0e5f8c-6f7e-4c7a-9f57-2d0f4b1c9a11";
+const IMPORT_ID: &str = "5d3c2a1b-8e9f-4a0b-b1c2-d3e4f5a6b7c8";
+const REPORT: &str = include_str!("../../../events/sqs-report.json");
+const IMPORT: &str = include_str!("../../../events/sqs-import.json");
+const MALFORMED: &str = include_str!("../../../events/sqs-malformed.json");
+
+async fn worker() -> (Worker, Arc<MemoryRequestStore>) {
+    let config = PeopleConfig {
+        seed_people: 3_000,
+        ..PeopleConfig::from_lookup(|_| None).unwrap()
+    };
+    let requests = Arc::new(MemoryRequestStore::new());
+    for (id, kind) in [(REPORT_ID, JobKind::Report), (IMPORT_ID, JobKind::Import)] {
+        let now = Utc::now();
+        let record = RequestRecord {
+            id: id.into(),
+            kind,
+            status: RequestStatus::Queued,
+            created_at: now,
+            updated_at: now,
+            result: None,
+            error: None,
+            attempts: 0,
+        };
+        requests.create(&record, None).await.unwrap();
+    }
+    let worker = Worker {
+        people: open_people(&config, None, shared::search::Refresh::Inline)
+            .await
+            .unwrap(),
+        requests: requests.clone(),
+        max_receives: 3,
+    };
+    (worker, requests)
+}
+
+fn event(json: &str) -> SqsEvent {
+    serde_json::from_str(json).expect("fixture is an SQS event")
+}
+
+/// A context whose deadline is `seconds` from now.
+fn context(seconds: u64) -> Context {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut context = Context::default();
+    context.deadline = now + seconds * 1000;
+    context
+}
+
+async fn run(worker: &Worker, event: SqsEvent, seconds: u64) -> SqsBatchResponse {
+    processor::handler(worker, LambdaEvent::new(event, context(seconds)))
+        .await
+        .expect("the handler answers")
+}
+
+fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_completes_once_and_a_duplicate_changes_nothing() {
+    let (worker, requests) = worker().await;
+    let response = run(&worker, event(REPORT), 60).await;
+    assert!(failed_ids(&response).is_empty());
+    let done = requests.get(REPORT_ID).await.unwrap().unwrap();
+    assert_eq!(done.status, RequestStatus::Completed);
+    assert_eq!(done.attempts, 1);
+    let filter = PeopleFilter::new(
+        "jo",
+        vec!["German".into(), "Danish".into()],
+        vec![],
+        Default::default(),
+    );
+    let total = worker
+        .people
+        .index
+        .current()
+        .await
+        .search(&filter, &PageStart::Offset(0), 1)
+        .total;
+    assert!(total > 0);
+    assert_eq!(done.result.as_ref().unwrap()["total"], total);
+
+    // GIVEN the same message again (at-least-once delivery) THEN it is
+    // acknowledged and the stored result is untouched.
+    let response = run(&worker, event(REPORT), 60).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(requests.get(REPORT_ID).await.unwrap().unwrap(), done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_is_applied_once_and_searchable() {
+    let (worker, requests) = worker().await;
+    let before = worker.people.store.latest_version().await.unwrap();
+    let response = run(&worker, event(IMPORT), 60).await;
+    assert!(failed_ids(&response).is_empty());
+    let done = requests.get(IMPORT_ID).await.unwrap().unwrap();
+    assert_eq!(done.status, RequestStatus::Completed);
+    let result = done.result.clone().unwrap();
+    assert_eq!(result["accepted"], 2);
+    assert_eq!(result["rejected"][0]["index"], 2);
+    let after = worker.people.store.latest_version().await.unwrap();
+    assert_eq!(after - before, 2, "two people written");
+    let snapshot = worker.people.index.current().await;
+    assert_eq!(snapshot.get("evt-1").unwrap().first_name, "Søren");
+    let found = snapshot.search(
+        &PeopleFilter::new("hildegard bingen", vec![], vec![], Default::default()),
+        &PageStart::Offset(0),
+        5,
+    );
+    assert_eq!(found.total, 1, "the person without an id was imported");
+
+    // A redelivery writes nothing more.
+    let response = run(&worker, event(IMPORT), 60).await;
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(worker.people.store.latest_version().await.unwrap(), after);
+    assert_eq!(requests.get(IMPORT_ID).await.unwrap().unwrap(), done);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_fails_alone_in_its_batch() {
+    let (worker, requests) = worker().await;
+    let mut batch = event(MALFORMED);
+    batch.records.extend(event(REPORT).records);
+    let response = run(&worker, batch, 60).await;
+    assert_eq!(
+        failed_ids(&response),
+        ["8c3f2e74-4d80-4fa0-9e2c-3b405f6e7d8c"]
+    );
+    assert_eq!(
+        requests.get(REPORT_ID).await.unwrap().unwrap().status,
+        RequestStatus::Completed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_close_to_the_deadline_the_message_goes_back_until_the_last_receive() {
+    let (worker, requests) = worker().await;
+    // First delivery, 1 s left: not started, handed back to SQS.
+    let response = run(&worker, event(REPORT), 1).await;
+    assert_eq!(failed_ids(&response).len(), 1);
+    assert_eq!(
+        requests.get(REPORT_ID).await.unwrap().unwrap().status,
+        RequestStatus::Queued
+    );
+    // Third and last delivery, still no time: the request is failed, so it
+    // does not stay unfinished after the message is dead-lettered.
+    let mut last = event(REPORT);
+    last.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "3".into());
+    let response = run(&worker, last, 1).await;
+    assert!(failed_ids(&response).is_empty());
+    let record = requests.get(REPORT_ID).await.unwrap().unwrap();
+    assert_eq!(record.status, RequestStatus::Failed);
+    assert_eq!(record.error.unwrap().code, "gave_up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_for_an_unknown_request_is_not_acknowledged() {
+    let (worker, _) = worker().await;
+    let other = REPORT.replace(REPORT_ID, "11111111-2222-4333-8444-555555555555");
+    let response = run(&worker, event(&other), 60).await;
+    assert_eq!(failed_ids(&response).len(), 1);
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Least-privilege check of the IAM policies in a CloudFormation/SAM template.
+
+Fails (exit 1) when an Allow statement anywhere under Resources (inline
+policies of AWS::IAM::* resources, `Policies:` of serverless functions,
+resource policies such as queue or bucket policies) grants:
+
+- an Action that is `*` or a whole service (`dynamodb:*`), or uses NotAction;
+- a Resource that is `*`, every resource of a type or service in an ARN
+  (`arn:aws:dynamodb:*:*:table/*`, `arn:aws:s3:::*`), or uses NotResource.
+
+It also fails on AWS managed policies that grant everything or a whole
+service (AdministratorAccess, PowerUserAccess, *FullAccess) named in
+`Policies:` or `ManagedPolicyArns:`.
+
+SAM policy templates (`- DynamoDBReadPolicy: {...}`) are not statements and
+are left alone: they are scoped by their parameters.
+
+Usage: check_iam.py [TEMPLATE]   (default: template.yaml)
+Needs PyYAML (it comes with the project's .venv, via cfn-lint and moto).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+# --- YAML with CloudFormation's short-form tags -----------------------------
+
+
+class CfnLoader(yaml.SafeLoader):
+    """A safe loader that turns `!Ref x` into `{"Ref": "x"}`,
+    `!GetAtt a.b` into `{"Fn::GetAtt": ["a", "b"]}`, and `!Sub`, `!Join`,
+    `!If`, ... into their `Fn::` long forms."""
+
+
+def _construct_cfn_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        return {"Fn::GetAtt": value.split(".", 1)}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_cfn_tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: not a CloudFormation template (no top-level mapping)")
+    return doc
+
+
+# --- Values: the literal strings an intrinsic can produce --------------------
+
+
+def possible_strings(value: Any, params: dict[str, Any]) -> Iterator[str]:
+    """Every string `value` may evaluate to, as far as the template alone
+    tells: both branches of an `Fn::If`, a parameter's default for a `Ref`,
+    `Fn::Sub` with `${...}` left as a placeholder. A list yields each item."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from possible_strings(item, params)
+    elif isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref":
+            param = params.get(arg)
+            if isinstance(param, dict) and "Default" in param:
+                default = param["Default"]
+                if param.get("Type") == "CommaDelimitedList" and isinstance(default, str):
+                    yield from (item.strip() for item in default.split(","))
+                else:
+                    yield from possible_strings(default, params)
+            # A resource's Ref or a parameter without a default: a name
+            # chosen at deploy time, never a wildcard written here.
+        elif key == "Fn::If" and isinstance(arg, list) and len(arg) == 3:
+            yield from possible_strings(arg[1], params)
+            yield from possible_strings(arg[2], params)
+        elif key == "Fn::Sub":
+            text = arg[0] if isinstance(arg, list) and arg else arg
+            if isinstance(text, str):
+                yield re.sub(r"\$\{[^}!][^}]*\}", "{var}", text)
+        elif key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            sep, parts = arg
+            if isinstance(parts, list) and isinstance(sep, str):
+                pieces = []
+                for part in parts:
+                    options = list(possible_strings(part, params))
+                    pieces.append(options[0] if len(options) == 1 else "{var}")
+                yield sep.join(pieces)
+        elif key in ("Fn::Select", "Fn::FindInMap", "Fn::GetAtt", "Fn::ImportValue", "Fn::Split"):
+            # Cannot be evaluated here; a literal list argument is checked.
+            if key == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
+                yield from possible_strings(arg[1], params)
+
+
+# --- The checks ---------------------------------------------------------------
+
+SERVICE_WIDE_ACTION = re.compile(r"^[A-Za-z0-9-]+:\*$")
+# arn:partition:service:region:account:resource
+ARN = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:(?P<resource>.*)$")
+# ARN resource parts that start with a resource type: `table/NAME`,
+# `function:NAME`. A wildcard NAME (`table/*`, `table/*/index/*`) is every
+# resource of the type. (An S3 `bucket/*` names one bucket's objects.)
+RESOURCE_TYPES = {
+    "table", "function", "layer", "log-group", "stream", "key", "alias",
+    "secret", "parameter", "stateMachine", "activity", "rule", "event-bus",
+    "role", "policy", "user", "group", "topic", "repository", "cluster",
+}
+BROAD_MANAGED_POLICY = re.compile(r"(?:^|/)(?:AdministratorAccess|PowerUserAccess|[A-Za-z0-9]*FullAccess)(?:$|[^A-Za-z0-9])")
+
+
+def broad_action(action: str) -> bool:
+    return action.strip() == "*" or bool(SERVICE_WIDE_ACTION.match(action.strip()))
+
+
+def broad_resource(resource: str) -> bool:
+    resource = resource.strip()
+    if resource == "*":
+        return True
+    m = ARN.match(resource)
+    if not m:
+        return False  # `${Table.Arn}/index/by_version` and the like
+    segments = re.split(r"[/:]", m.group("resource"))
+    if segments[0] == "*":
+        return True  # `arn:aws:s3:::*`, `arn:aws:sqs:REGION:ACCOUNT:*`
+    return segments[0] in RESOURCE_TYPES and len(segments) > 1 and segments[1] == "*"
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every policy statement under `node`: any mapping with a `Statement`."""
+    if isinstance(node, dict):
+        if "Statement" in node:
+            for i, st in enumerate(as_list(node["Statement"])):
+                if isinstance(st, dict):
+                    yield f"{path}.Statement[{i}]", st
+        for key, value in node.items():
+            if key != "Statement":
+                yield from statements(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from statements(value, f"{path}[{i}]")
+
+
+def managed_policy_names(resource: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    props = resource.get("Properties") or {}
+    if not isinstance(props, dict):
+        return
+    rtype = resource.get("Type", "")
+    if rtype in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+        for i, p in enumerate(as_list(props.get("Policies") or [])):
+            if not isinstance(p, dict):
+                yield f"Properties.Policies[{i}]", p
+            elif set(p) <= {"Ref", "Fn::Sub", "Fn::Join", "Fn::If"}:
+                yield f"Properties.Policies[{i}]", p
+    for i, p in enumerate(as_list(props.get("ManagedPolicyArns") or [])):
+        yield f"Properties.ManagedPolicyArns[{i}]", p
+
+
+def check(template: dict[str, Any]) -> list[str]:
+    params = template.get("Parameters") or {}
+    resources = template.get("Resources") or {}
+    problems: list[str] = []
+    for name, resource in resources.items():
+        if not isinstance(resource, dict):
+            continue
+        for where, st in statements(resource.get("Properties") or {}, f"{name}.Properties"):
+            if str(st.get("Effect", "Allow")) != "Allow":
+                continue  # a Deny is never too broad
+            label = f"{where}" + (f" (Sid {st['Sid']})" if "Sid" in st else "")
+            for key in ("NotAction", "NotResource"):
+                if key in st:
+                    problems.append(f"{label}: Allow with {key} grants everything not listed")
+            for action in possible_strings(st.get("Action", []), params):
+                if broad_action(action):
+                    problems.append(f"{label}: Action {action!r} grants a whole service or everything")
+            for res in possible_strings(st.get("Resource", []), params):
+                if broad_resource(res):
+                    problems.append(f"{label}: Resource {res!r} covers every resource (of a type)")
+        for where, policy in managed_policy_names(resource):
+            for text in possible_strings(policy, params):
+                if BROAD_MANAGED_POLICY.search(text):
+                    problems.append(f"{name}.{where}: managed policy {text!r} grants a whole service or everything")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else "template.yaml")
+    try:
+        template = load_template(path)
+    except (OSError, yaml.YAMLError, ValueError) as e:
+        print(f"check_iam: cannot read {path}: {e}", file=sys.stderr)
+        return 2
+    problems = check(template)
+    if problems:
+        print(f"check_iam: {path}: {len(problems)} IAM grant(s) broader than least privilege:", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        print("Name the actions and the resources (table ARN, index ARN, queue ARN) a function needs.", file=sys.stderr)
+        return 1
+    count = sum(1 for r in (template.get("Resources") or {}).values()
+                if isinstance(r, dict) for _ in statements(r.get("Properties") or {}, ""))
+    print(f"check_iam: {path}: {count} policy statement(s), none with a wildcard action or resource")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,170 @@
+//! Submitting a request: validate, record it as `queued`, send the message.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::model::{
+    FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE, RequestRecord,
+    RequestStatus,
+};
+use crate::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, StoreError};
+
+/// What submitting needs.
+pub struct Enqueuer {
+    pub requests: Arc<dyn RequestStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("the request body is over {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the request store is unavailable")]
+    Store(#[from] StoreError),
+    /// The record was written but the message could not be sent; the
+    /// record was marked failed (or, if even that failed, says so in logs).
+    #[error("the queue is unavailable")]
+    Queue(#[from] QueueError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
+    SubmitError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Parses and checks a request body: `{"kind": "report", "filter": {...}}`
+/// or `{"kind": "import", "people": [...]}`.
+pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(SubmitError::TooLarge);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid("body", format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(invalid("body", "the body must be a JSON object"));
+    };
+    let kind = object.remove("kind");
+    let job = match kind.as_ref().and_then(Value::as_str) {
+        Some("report") => {
+            let filter = match object.remove("filter") {
+                None | Some(Value::Null) => FilterSpec::default(),
+                Some(f) => serde_json::from_value::<FilterSpec>(f)
+                    .map_err(|e| invalid("filter", format!("filter: {e}")))?,
+            };
+            check_filter(&filter)?;
+            Job::Report { filter }
+        }
+        Some("import") => {
+            let people = match object.remove("people") {
+                Some(Value::Array(people)) => people,
+                Some(_) => return Err(invalid("people", "people must be an array")),
+                None => return Err(invalid("people", "an import needs people")),
+            };
+            if people.is_empty() {
+                return Err(invalid("people", "people is empty"));
+            }
+            if people.len() > MAX_IMPORT_PEOPLE {
+                return Err(invalid(
+                    "people",
+                    format!(
+                        "at most {MAX_IMPORT_PEOPLE} people per request; split the import into several requests"
+                    ),
+                ));
+            }
+            Job::Import { people }
+        }
+        Some(other) => {
+            return Err(invalid(
+                "kind",
+                format!("kind {other:?} is not one of: report, import"),
+            ));
+        }
+        None => return Err(invalid("kind", "kind is required: report or import")),
+    };
+    if let Some(extra) = object.keys().next() {
+        return Err(invalid(extra, format!("unknown field {extra:?}")));
+    }
+    Ok(job)
+}
+
+/// The same limits as the query parameters of `GET /people`.
+pub(crate) fn check_filter(filter: &FilterSpec) -> Result<(), SubmitError> {
+    use crate::api::params::{MAX_SEARCH_CHARS, MAX_SEARCH_WORDS, MAX_VALUE_CHARS, MAX_VALUES};
+    if filter.search.chars().count() > MAX_SEARCH_CHARS {
+        return Err(invalid(
+            "filter.search",
+            format!("search is longer than {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    if crate::text::words(&filter.search).len() > MAX_SEARCH_WORDS {
+        return Err(invalid(
+            "filter.search",
+            format!("search has more than {MAX_SEARCH_WORDS} words"),
+        ));
+    }
+    for (field, values) in [
+        ("filter.nationality", &filter.nationality),
+        ("filter.hobbies", &filter.hobbies),
+    ] {
+        if values.len() > MAX_VALUES || values.iter().any(|v| v.chars().count() > MAX_VALUE_CHARS) {
+            return Err(invalid(
+                field,
+                format!("at most {MAX_VALUES} values of at most {MAX_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates `body`, records the request as `queued` and queues it. With
+/// an `idempotency_key` used before, returns that request and queues nothing.
+#[tracing::instrument(skip(deps, body), fields(request_id))]
+pub async fn submit(
+    deps: &Enqueuer,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    correlation_id: &str,
+) -> Result<RequestRecord, SubmitError> {
+    let job = parse_job(body)?;
+    let now = Utc::now();
+    let record = RequestRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: job.kind(),
+        status: RequestStatus::Queued,
+        created_at: now,
+        updated_at: now,
+        result: None,
+        error: None,
+        attempts: 0,
+    };
+    let record = match deps.requests.create(&record, idempotency_key).await? {
+        Created::New(record) => record,
+        Created::Existing(earlier) => return Ok(earlier),
+    };
+    tracing::Span::current().record("request_id", record.id.as_str());
+    let message = JobMessage {
+        request_id: record.id.clone(),
+        correlation_id: correlation_id.to_owned(),
+        job,
+    };
+    if let Err(e) = deps.queue.send(&message).await {
+        // Nothing will ever process it: say so in the record rather than
+        // leave it `queued` forever.
+        let failed = Outcome::Failed(JobError {
+            code: "enqueue_failed".into(),
+            message: "the request could not be queued; submit it again".into(),
+        });
+        if let Err(store) = deps.requests.finish(&record.id, failed, Utc::now()).await {
+            tracing::error!(request_id = %record.id, error = ?store, "queue send failed and the record could not be marked failed; it stays queued until its TTL");
+        }
+        return Err(e.into());
+    }
+    tracing::info!(request_id = %record.id, kind = ?record.kind, "request queued");
+    Ok(record)
+}

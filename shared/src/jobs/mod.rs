@@ -1,0 +1,14 @@
+//! Process requests ("jobs"): submitted over HTTP or WebSocket, queued,
+//! processed by workers, and kept in the request store.
+
+mod enqueue;
+mod model;
+mod processor;
+pub mod report;
+
+pub use enqueue::{Enqueuer, SubmitError, submit};
+pub use model::{
+    FilterSpec, Job, JobError, JobKind, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
+    RequestRecord, RequestStatus,
+};
+pub use processor::{ProcessError, Processed, Worker, process};

@@ -1,0 +1,136 @@
+//! Process requests: what a client submits, what is queued, what is kept.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{HobbiesMatch, PeopleFilter};
+
+/// People in one import request: the request travels in one queue message
+/// (SQS: 256 KiB), and 1,000 people of the longest allowed fields fit.
+/// Larger imports are split by the client, or go through `admin import`.
+pub const MAX_IMPORT_PEOPLE: usize = 1_000;
+/// Largest request body accepted by `POST /requests`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Report,
+    Import,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl RequestStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, RequestStatus::Completed | RequestStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A request as kept by the request store and shown by `GET /requests/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub id: String,
+    pub kind: JobKind,
+    pub status: RequestStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub result: Option<Value>,
+    pub error: Option<JobError>,
+    /// Times a worker started it (more than 1 after a redelivery).
+    pub attempts: u32,
+}
+
+/// The filter of a report, as a client writes it (same semantics as the
+/// query parameters of `GET /people`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    #[serde(default)]
+    pub search: String,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub nationality: Vec<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub hobbies: Vec<String>,
+    #[serde(default)]
+    pub hobbies_match: HobbiesMatch,
+}
+
+impl FilterSpec {
+    pub fn to_filter(&self) -> PeopleFilter {
+        let split = |values: &[String]| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for v in values.iter().flat_map(|v| v.split(',')) {
+                if !v.is_empty() && !out.iter().any(|o| o == v) {
+                    out.push(v.to_owned());
+                }
+            }
+            out
+        };
+        PeopleFilter::new(
+            &self.search,
+            split(&self.nationality),
+            split(&self.hobbies),
+            self.hobbies_match,
+        )
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// What is queued: everything a worker needs, so it reads nothing but the
+/// people index and writes nothing but people and the request's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub request_id: String,
+    pub correlation_id: String,
+    #[serde(flatten)]
+    pub job: Job,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    Report {
+        filter: FilterSpec,
+    },
+    /// People as submitted; each is validated by the worker and reported
+    /// by its index, so one bad person does not reject the rest.
+    Import {
+        people: Vec<Value>,
+    },
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Report { .. } => JobKind::Report,
+            Job::Import { .. } => JobKind::Import,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The worker: one queued message in, one request finished. Written once
+//! for the SQS Lambda and the local worker pool.
+//!
+//! At-least-once delivery is made safe here: a request is started with a
+//! conditional write that refuses finished requests (so a duplicate does
+//! nothing), imported people get ids derived from the request id and their
+//! position (so a redelivered import writes the same people again, never
+//! new ones), and a result is written only if the request is unfinished.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::enqueue::check_filter;
+use super::model::{Job, JobError, JobMessage};
+use super::report::report;
+use crate::domain::Person;
+use crate::ports::{Outcome, RequestStore, Started, StoreError};
+use crate::wiring::People;
+
+/// Work is not started with less time than this left before the deadline;
+/// the message goes back to the queue instead of being cut off mid-write.
+const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
+/// People written per `put_batch` of an import (deadline checked between).
+const IMPORT_CHUNK: usize = 100;
+
+pub struct Worker {
+    pub people: People,
+    pub requests: Arc<dyn RequestStore>,
+    /// Deliveries before the queue gives a message to the dead-letter queue
+    /// (SQS `maxReceiveCount`): the last one marks its request failed
+    /// rather than leave it `processing`.
+    pub max_receives: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    Completed,
+    Failed,
+    /// The request had already finished: a duplicate delivery.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Not a message of ours; goes to the dead-letter queue after its
+    /// retries, where an operator can read it.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("request {0} is not in the request store")]
+    UnknownRequest(String),
+    /// Worth another delivery: storage unavailable, too little time left.
+    #[error("retry later: {reason}")]
+    Retry {
+        reason: String,
+        #[source]
+        source: Option<StoreError>,
+    },
+}
+
+impl From<StoreError> for ProcessError {
+    fn from(e: StoreError) -> Self {
+        ProcessError::Retry {
+            reason: "storage failed".into(),
+            source: Some(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Rejected {
+    index: usize,
+    reason: String,
+}
+
+/// Processes one message body, delivered for the `receive_count`-th time.
+#[tracing::instrument(skip(worker, body, deadline), fields(request_id, correlation_id, kind))]
+pub async fn process(
+    worker: &Worker,
+    body: &str,
+    receive_count: u32,
+    deadline: Option<Instant>,
+) -> Result<Processed, ProcessError> {
+    let message: JobMessage =
+        serde_json::from_str(body).map_err(|e| ProcessError::Malformed(e.to_string()))?;
+    let span = tracing::Span::current();
+    span.record("request_id", message.request_id.as_str());
+    span.record("correlation_id", message.correlation_id.as_str());
+    span.record("kind", tracing::field::debug(message.job.kind()));
+    let result = run(worker, &message, deadline).await;
+    match result {
+        Err(ProcessError::Retry { reason, source }) if receive_count >= worker.max_receives => {
+            // The last delivery: finish the request as failed so that no
+            // request stays `processing` after its message is dead-lettered.
+            tracing::error!(%reason, error = ?source, receive_count, "giving up on the request");
+            let outcome = Outcome::Failed(JobError {
+                code: "gave_up".into(),
+                message: format!(
+                    "processing failed {receive_count} times; submit the request again"
+                ),
+            });
+            worker
+                .requests
+                .finish(&message.request_id, outcome, Utc::now())
+                .await?;
+            Ok(Processed::Failed)
+        }
+        other => other,
+    }
+}
+
+async fn run(
+    worker: &Worker,
+    message: &JobMessage,
+    deadline: Option<Instant>,
+) -> Result<Processed, ProcessError> {
+    let id = &message.request_id;
+    time_left(deadline)?;
+    match worker.requests.start(id, Utc::now()).await? {
+        Started::Missing => return Err(ProcessError::UnknownRequest(id.clone())),
+        Started::Finished(_) => {
+            tracing::info!("already finished; duplicate delivery ignored");
+            return Ok(Processed::Duplicate);
+        }
+        Started::Started(record) => {
+            tracing::info!(attempt = record.attempts, "processing");
+        }
+    }
+    let outcome = match &message.job {
+        Job::Report { filter } => match check_filter(filter) {
+            Err(e) => Outcome::Failed(JobError {
+                code: "invalid_request".into(),
+                message: e.to_string(),
+            }),
+            Ok(()) => {
+                let filter = filter.to_filter();
+                let snapshot = worker.people.index.current().await;
+                let report = tokio::task::spawn_blocking(move || report(&snapshot, &filter))
+                    .await
+                    .map_err(|e| ProcessError::Retry {
+                        reason: format!("report computation failed: {e}"),
+                        source: None,
+                    })?;
+                Outcome::Completed(serde_json::to_value(report).expect("reports serialize"))
+            }
+        },
+        Job::Import { people } => Outcome::Completed(import(worker, id, people, deadline).await?),
+    };
+    let processed = match &outcome {
+        Outcome::Completed(_) => Processed::Completed,
+        Outcome::Failed(_) => Processed::Failed,
+    };
+    if !worker.requests.finish(id, outcome, Utc::now()).await? {
+        tracing::info!("finished by another delivery meanwhile");
+        return Ok(Processed::Duplicate);
+    }
+    tracing::info!(?processed, "request finished");
+    Ok(processed)
+}
+
+async fn import(
+    worker: &Worker,
+    request_id: &str,
+    people: &[Value],
+    deadline: Option<Instant>,
+) -> Result<Value, ProcessError> {
+    let mut accepted: Vec<Person> = Vec::new();
+    let mut rejected: Vec<Rejected> = Vec::new();
+    for (index, value) in people.iter().enumerate() {
+        match person(request_id, index, value) {
+            Ok(p) if accepted.iter().any(|a| a.id == p.id) => rejected.push(Rejected {
+                index,
+                reason: format!("id {:?} appears earlier in this import", p.id),
+            }),
+            Ok(p) => accepted.push(p),
+            Err(reason) => rejected.push(Rejected {
+                index,
+                reason: clip(reason),
+            }),
+        }
+    }
+    for chunk in accepted.chunks(IMPORT_CHUNK) {
+        time_left(deadline)?;
+        let report = worker.people.store.put_batch(chunk).await?;
+        if !report.failed.is_empty() {
+            return Err(ProcessError::Retry {
+                reason: format!("{} people could not be written", report.failed.len()),
+                source: None,
+            });
+        }
+    }
+    // Searchable right after: this instance's index catches up now; other
+    // instances follow the change feed within their refresh interval.
+    worker.people.index.refresh().await?;
+    Ok(json!({ "accepted": accepted.len(), "rejected": rejected }))
+}
+
+/// A person of an import. Without an id, the id is derived from the request
+/// and the position, so a redelivery writes the same person again.
+fn person(request_id: &str, index: usize, value: &Value) -> Result<Person, String> {
+    let mut value = value.clone();
+    let Value::Object(object) = &mut value else {
+        return Err("a person must be a JSON object".into());
+    };
+    if !object.contains_key("id") {
+        let name = format!("{request_id}/{index}");
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes());
+        object.insert("id".into(), Value::String(id.to_string()));
+    }
+    let person: Person = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    person.validate()?;
+    Ok(person)
+}
+
+/// Reasons can quote the bad input; a result must stay small (a DynamoDB
+/// item holds 400 KB), so a reason keeps its first 200 characters.
+fn clip(reason: String) -> String {
+    const MAX: usize = 200;
+    match reason.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &reason[..cut]),
+        None => reason,
+    }
+}
+
+fn time_left(deadline: Option<Instant>) -> Result<(), ProcessError> {
+    match deadline {
+        Some(d) if d.saturating_duration_since(Instant::now()) < MIN_TIME_LEFT => {
+            Err(ProcessError::Retry {
+                reason: "too little time left before the deadline".into(),
+                source: None,
+            })
+        }
+        _ => Ok(()),
+    }
+}
