@@ -3,6 +3,7 @@
 #   scripts/bench.sh engine     criterion + latency percentiles of the index (no HTTP)
 #   scripts/bench.sh http       the kit's sequential one-connection benchmark, over HTTP
 #   scripts/bench.sh load       wrk, 64 connections, the query mix, against the local server
+#   scripts/bench.sh jobs       report latency (POST to completed) and import throughput through jobs
 # The data file is made once under target/bench-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,8 +47,12 @@ load)
         -s scripts/wrk_mix.lua "$base"
     grep VmRSS "/proc/$server_pid/status"
     ;;
+jobs)
+    start_server
+    python3 scripts/bench_jobs.py --base "$base" --runs "${RUNS:-20}"
+    ;;
 *)
-    echo "usage: scripts/bench.sh engine|http|load" >&2
+    echo "usage: scripts/bench.sh engine|http|load|jobs" >&2
     exit 2
     ;;
 esac

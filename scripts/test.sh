@@ -5,12 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== python tools (.venv: moto server)"
+echo "== python tools (.venv: moto server, SAM CLI, cfn-lint)"
 scripts/python-tools.sh
 
 echo "== formatting and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== SAM template: sam validate --lint, cfn-lint, IAM wildcard check"
+scripts/lint-template.sh
 
 echo "== tests"
 cargo test --workspace

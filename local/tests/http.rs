@@ -451,3 +451,43 @@ async fn submissions_are_validated_and_idempotent() {
     assert_eq!(status, 405);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_racing_an_import_always_answer_and_never_go_back() {
+    let server = Server::start().await;
+    let people: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"race-{i}","first_name":"Runner{i}","last_name":"Racer","nationality":"Racingland","hobbies":["Racing"]}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"kind":"import","people":[{}]}}"#, people.join(","));
+    let (status, accepted) = server.post("/requests", &body, None).await;
+    assert_eq!(status, 202);
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let (status, page) = server
+            .get("/people?nationality=Racingland&page_size=100")
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let total = page["total"].as_u64().unwrap();
+        assert_eq!(
+            page["items"].as_array().unwrap().len() as u64,
+            total.min(100)
+        );
+        seen.push(total);
+        let (_, record) = server.get(&format!("/requests/{id}")).await;
+        if record["status"] == "completed" {
+            break;
+        }
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "totals never go back: {seen:?}"
+    );
+    let (_, page) = server.get("/people?nationality=Racingland").await;
+    assert_eq!(page["total"], 1000, "searchable once the import completed");
+    server.shutdown().await;
+}

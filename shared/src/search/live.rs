@@ -6,16 +6,20 @@
 //! snapshot. On Lambda, where work left running after the response is
 //! frozen until the next invocation, the request that finds a refresh due
 //! waits for it ([`Refresh::Inline`]); every other request in that second
-//! does not. A refresh reads the changes since the watermark (minus the
-//! store's overlap window), applies them in one batch, and swaps the
+//! does not. A refresh reads the changes since the newest version it has
+//! seen (and, once per overlap window, re-reads that window for writes
+//! that became readable late), applies them in one batch, and swaps the
 //! snapshot.
 //!
 //! Freshness bound: a write is in the index of a warm instance at most
 //! `refresh_every` + one refresh (a feed read, plus an index rebuild when
 //! something changed) after it became readable in the store, provided the
 //! instance receives requests; an idle instance catches up on its next
-//! request. Checking costs a request one clock read; the store sees one
-//! feed read per interval per instance.
+//! request. A write that became readable later than newer ones (DynamoDB,
+//! several writers) is in at most `overlap` + `refresh_every` after it was
+//! versioned. Checking costs a request one clock read; the store sees one
+//! feed read per interval per instance (one Query per feed shard on
+//! DynamoDB), and each change is read about twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,8 +53,11 @@ struct Feed {
     /// Milliseconds since `started` when the next check is due.
     next_due_ms: AtomicU64,
     refreshing: AtomicBool,
-    /// Every change up to this version is in the index.
-    watermark: AtomicU64,
+    /// The newest version read from the feed.
+    seen: AtomicU64,
+    /// Every change up to this version is in the index, including writes
+    /// that became readable late (see `catch_up`).
+    swept: AtomicU64,
 }
 
 impl LiveIndex {
@@ -71,13 +78,14 @@ impl LiveIndex {
         Self {
             engine,
             feed: Some(Feed {
-                store,
                 every,
                 mode,
                 started: Instant::now(),
                 next_due_ms: AtomicU64::new(every.as_millis() as u64),
                 refreshing: AtomicBool::new(false),
-                watermark: AtomicU64::new(version),
+                seen: AtomicU64::new(version),
+                swept: AtomicU64::new(version.saturating_sub(store.feed_overlap())),
+                store,
             }),
         }
     }
@@ -111,7 +119,7 @@ impl LiveIndex {
         self.engine.snapshot()
     }
 
-    /// Applies every change since the watermark now, and returns how many
+    /// Applies every change since the last refresh now, and returns how many
     /// people changed. Concurrent calls are not coordinated: use
     /// [`LiveIndex::current`] on request paths.
     pub async fn refresh(self: &Arc<Self>) -> Result<usize, StoreError> {
@@ -126,11 +134,27 @@ impl LiveIndex {
         result
     }
 
+    /// Reads the feed after the newest version seen. Where writes can
+    /// become readable out of version order (DynamoDB: the store's
+    /// `feed_overlap`), once per overlap period it also re-reads from the
+    /// last sweep: by then every write up to `latest - overlap` is readable,
+    /// so it is swept in for good. Each change is read at most about twice,
+    /// not once per refresh.
     async fn catch_up(self: &Arc<Self>, feed: &Feed) -> Result<usize, StoreError> {
-        let watermark = feed.watermark.load(Ordering::Acquire);
-        let mut since = watermark.saturating_sub(feed.store.feed_overlap());
+        let seen = feed.seen.load(Ordering::Acquire);
+        let overlap = feed.store.feed_overlap();
+        let mut since = seen;
+        let mut sweep_to = None;
+        if overlap > 0 {
+            let safe = feed.store.latest_version().await?.saturating_sub(overlap);
+            let swept = feed.swept.load(Ordering::Acquire);
+            if safe >= swept.saturating_add(overlap) {
+                since = swept.min(seen);
+                sweep_to = Some(safe);
+            }
+        }
         let mut changed = 0;
-        let mut newest = watermark;
+        let mut newest = seen;
         loop {
             let changes = feed.store.changes_since(since, CHANGES_PER_BATCH).await?;
             if !changes.people.is_empty() {
@@ -147,11 +171,14 @@ impl LiveIndex {
             }
             since = changes.up_to;
         }
-        feed.watermark.store(newest, Ordering::Release);
+        feed.seen.store(newest, Ordering::Release);
+        if let Some(safe) = sweep_to {
+            feed.swept.store(safe, Ordering::Release);
+        }
         if changed > 0 {
             tracing::info!(
                 changed,
-                watermark = newest,
+                seen = newest,
                 "index caught up with the change feed"
             );
         }
