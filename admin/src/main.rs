@@ -34,9 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Creates the tables that do not exist yet (the people table,
-    /// PEOPLE_TABLE) and waits until they can be used; running it again is
-    /// harmless.
+    /// Creates the tables that do not exist yet (people: PEOPLE_TABLE;
+    /// requests: REQUESTS_TABLE) and waits until they can be used; running
+    /// it again is harmless.
     CreateTables,
     /// Imports people from a JSON-lines file, one person a line (as
     /// gen_people.py writes). Every line is checked as the local server

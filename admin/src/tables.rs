@@ -1,31 +1,46 @@
 //! The application's DynamoDB tables: which there are and how each is
-//! created. `TABLES` is the one place to add a table (requests,
-//! connections, ...).
+//! created. `TABLES` is the one place to add a table (connections, ...).
 
 use anyhow::Context;
 use aws_sdk_dynamodb::Client;
 use futures::future::BoxFuture;
 use shared::adapters::dynamodb::create_people_table;
-use shared::config::PeopleConfig;
+use shared::adapters::dynamodb_requests::create_requests_table;
+use shared::config::{JobsConfig, PeopleConfig};
 use shared::ports::StoreError;
+
+/// The configuration the tables are named by: the people table's
+/// (`PEOPLE_TABLE`) and the jobs' (`REQUESTS_TABLE`).
+pub(crate) struct Names<'a> {
+    pub people: &'a PeopleConfig,
+    pub jobs: &'a JobsConfig,
+}
 
 /// One table of the application.
 pub(crate) struct Table {
     /// What it holds, for messages.
     pub role: &'static str,
     /// Its name, taken from the configuration.
-    pub name: fn(&PeopleConfig) -> &str,
+    pub name: for<'a> fn(&Names<'a>) -> &'a str,
     /// Creates it with its indexes and waits until it can be used; a table
     /// that exists already is checked, not an error.
     pub create: for<'a> fn(&'a Client, &'a str) -> BoxFuture<'a, Result<(), StoreError>>,
 }
 
 /// Every table, in the order they are created.
-pub(crate) const TABLES: &[Table] = &[Table {
-    role: "people",
-    name: |config| &config.people_table,
-    create: |client, name| Box::pin(create_people_table(client, name)),
-}];
+pub(crate) const TABLES: &[Table] = &[
+    Table {
+        role: "people",
+        name: |names| &names.people.people_table,
+        create: |client, name| Box::pin(create_people_table(client, name)),
+    },
+    Table {
+        role: "requests",
+        name: |names| &names.jobs.requests_table,
+        // Key `id`, on-demand, TTL on `expires_at` (docs/jobs-storage.md).
+        create: |client, name| Box::pin(create_requests_table(client, name)),
+    },
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Created {
@@ -36,13 +51,22 @@ pub(crate) enum Created {
 
 /// Creates every table that does not exist yet; running it again is
 /// harmless. Returns what it did per table, in `TABLES` order.
+///
+/// The requests table's name comes from `REQUESTS_TABLE` (default
+/// `requests`), read here through `JobsConfig` so that admin and the
+/// functions agree on the default.
 pub(crate) async fn create_tables(
     client: &Client,
     config: &PeopleConfig,
 ) -> anyhow::Result<Vec<(&'static Table, String, Created)>> {
+    let jobs = JobsConfig::from_env()?;
+    let names = Names {
+        people: config,
+        jobs: &jobs,
+    };
     let mut done = Vec::new();
     for table in TABLES {
-        let name = (table.name)(config);
+        let name = (table.name)(&names);
         let existed = table_exists(client, name).await?;
         (table.create)(client, name)
             .await

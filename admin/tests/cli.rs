@@ -26,7 +26,13 @@ fn unique(name: &str) -> String {
     )
 }
 
-/// Runs the binary against the moto server with `table` as PEOPLE_TABLE.
+/// The requests table of a test whose people table is `table`.
+fn requests_table(table: &str) -> String {
+    format!("{table}-requests")
+}
+
+/// Runs the binary against the moto server with `table` as PEOPLE_TABLE
+/// (and `requests_table(table)` as REQUESTS_TABLE).
 fn admin(table: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let endpoint = moto::endpoint();
     let mut command = Command::new(env!("CARGO_BIN_EXE_admin"));
@@ -38,6 +44,7 @@ fn admin(table: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PEOPLE_TABLE", table)
+        .env("REQUESTS_TABLE", requests_table(table))
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("PEOPLE_FEED_SHARDS")
@@ -114,24 +121,41 @@ async fn scan_all(store: &DynamoPeopleStore) -> Vec<Person> {
 async fn create_tables_twice_creates_once() {
     let table = unique("create");
 
+    let requests = requests_table(&table);
+
     let first = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
     assert_eq!(first.status.code(), Some(0));
-    assert!(
-        text(&first.stdout).contains(&format!("people table {table:?}: created")),
-        "{}",
-        text(&first.stdout)
+    assert_eq!(
+        text(&first.stdout),
+        format!("people table {table:?}: created\nrequests table {requests:?}: created\n")
     );
 
     let second = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
     assert_eq!(second.status.code(), Some(0));
-    assert!(
-        text(&second.stdout).contains("exists already"),
-        "{}",
-        text(&second.stdout)
+    assert_eq!(
+        text(&second.stdout),
+        format!(
+            "people table {table:?}: exists already, left as it is\n\
+             requests table {requests:?}: exists already, left as it is\n"
+        )
     );
 
-    // The table is usable.
+    // The tables are usable, and requests expire through TTL on `expires_at`.
     assert_eq!(store(&table).get("nobody").await.unwrap(), None);
+    let client = tokio::task::block_in_place(moto::client);
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&requests)
+        .send()
+        .await
+        .expect("the requests table exists")
+        .time_to_live_description
+        .expect("a TTL description");
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,14 +50,23 @@ async fn one(
 }
 
 /// The invocation deadline (milliseconds since the epoch) as an `Instant`;
-/// `None` where the runtime gave none (0).
+/// `None` where the runtime gave none (0) or one already past on arrival
+/// (an emulator's placeholder, such as `cargo lambda watch`'s: Lambda's own
+/// deadline is always ahead), so the work is not refused for want of time.
 fn deadline(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    if deadline_ms <= now_ms {
+        if deadline_ms != 0 {
+            tracing::warn!(
+                deadline_ms,
+                now_ms,
+                "invocation deadline already past; ignoring it"
+            );
+        }
+        return None;
+    }
+    Some(Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }
