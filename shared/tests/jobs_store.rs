@@ -35,17 +35,7 @@ use shared::jobs::{FilterSpec, Job, JobError, JobKind, JobMessage, RequestRecord
 use shared::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, Started, StoreError};
 
 fn new_request(kind: JobKind) -> RequestRecord {
-    let now = Utc::now();
-    RequestRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind,
-        status: RequestStatus::Queued,
-        created_at: now,
-        updated_at: now,
-        result: None,
-        error: None,
-        attempts: 0,
-    }
+    RequestRecord::queued(uuid::Uuid::new_v4().to_string(), kind, Utc::now())
 }
 
 fn later(seconds: i64) -> DateTime<Utc> {

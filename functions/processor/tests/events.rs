@@ -27,17 +27,7 @@ async fn worker() -> (Worker, Arc<MemoryRequestStore>) {
     };
     let requests = Arc::new(MemoryRequestStore::new());
     for (id, kind) in [(REPORT_ID, JobKind::Report), (IMPORT_ID, JobKind::Import)] {
-        let now = Utc::now();
-        let record = RequestRecord {
-            id: id.into(),
-            kind,
-            status: RequestStatus::Queued,
-            created_at: now,
-            updated_at: now,
-            result: None,
-            error: None,
-            attempts: 0,
-        };
+        let record = RequestRecord::queued(id.into(), kind, Utc::now());
         requests.create(&record, None).await.unwrap();
     }
     let worker = Worker {

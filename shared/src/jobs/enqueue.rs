@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use super::model::{
     FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE, RequestRecord,
-    RequestStatus,
 };
 use crate::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, StoreError};
 
@@ -132,17 +131,7 @@ pub async fn submit(
     correlation_id: &str,
 ) -> Result<RequestRecord, SubmitError> {
     let job = parse_job(body)?;
-    let now = Utc::now();
-    let record = RequestRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind: job.kind(),
-        status: RequestStatus::Queued,
-        created_at: now,
-        updated_at: now,
-        result: None,
-        error: None,
-        attempts: 0,
-    };
+    let record = RequestRecord::queued(uuid::Uuid::new_v4().to_string(), job.kind(), Utc::now());
     let record = match deps.requests.create(&record, idempotency_key).await? {
         Created::New(record) => record,
         Created::Existing(earlier) => return Ok(earlier),

@@ -55,6 +55,22 @@ pub struct RequestRecord {
     pub attempts: u32,
 }
 
+impl RequestRecord {
+    /// A request just submitted: `queued`, no attempts yet.
+    pub fn queued(id: String, kind: JobKind, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            kind,
+            status: RequestStatus::Queued,
+            created_at: now,
+            updated_at: now,
+            result: None,
+            error: None,
+            attempts: 0,
+        }
+    }
+}
+
 /// The filter of a report, as a client writes it (same semantics as the
 /// query parameters of `GET /people`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
