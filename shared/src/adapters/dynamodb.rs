@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+use aws_sdk_dynamodb::types::TableDescription;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
     KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
@@ -521,7 +523,7 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
                 .build(),
         )
         .build();
-    let created = client
+    let create = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -529,10 +531,34 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
         .attribute_definitions(built(attribute(FEED, ScalarAttributeType::S))?)
         .attribute_definitions(built(attribute(VERSION, ScalarAttributeType::N))?)
         .key_schema(built(key(ID, KeyType::Hash))?)
-        .global_secondary_indexes(built(index)?)
-        .send()
-        .await;
-    match created {
+        .global_secondary_indexes(built(index)?);
+    create_table_and_wait(client, table, create, |t| {
+        let active = t.table_status() == Some(&TableStatus::Active);
+        let index = t
+            .global_secondary_indexes()
+            .iter()
+            .find(|i| i.index_name() == Some(VERSION_INDEX));
+        match index {
+            None if active => Err(StoreError::Permanent(
+                format!("table {table} exists without the index {VERSION_INDEX}").into(),
+            )),
+            Some(i) => Ok(active && i.index_status() == Some(&IndexStatus::Active)),
+            None => Ok(false),
+        }
+    })
+    .await
+}
+
+/// Sends `create` (a table that exists already is fine), then waits until
+/// `ready` finds the table usable: `Ok(true)`; `Ok(false)` is not yet, and
+/// an error (a table of another shape) ends the wait.
+pub(crate) async fn create_table_and_wait(
+    client: &Client,
+    table: &str,
+    create: CreateTableFluentBuilder,
+    ready: impl Fn(&TableDescription) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    match create.send().await {
         Ok(_) => tracing::info!("table created"),
         Err(e)
             if e.as_service_error()
@@ -542,7 +568,6 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
         }
         Err(e) => return Err(store_error("CreateTable", table, e)),
     }
-
     let deadline = Instant::now() + TABLE_READY_TIMEOUT;
     loop {
         let description = client
@@ -552,29 +577,17 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
             .await
             .map_err(|e| store_error("DescribeTable", table, e))?
             .table;
-        let description = description.as_ref();
-        let index = description.and_then(|t| {
-            t.global_secondary_indexes()
-                .iter()
-                .find(|i| i.index_name() == Some(VERSION_INDEX))
-        });
-        let table_active = description.and_then(|t| t.table_status()) == Some(&TableStatus::Active);
-        match index {
-            None if table_active => {
-                return Err(StoreError::Permanent(
-                    format!("table {table} exists without the index {VERSION_INDEX}").into(),
-                ));
-            }
-            Some(i) if table_active && i.index_status() == Some(&IndexStatus::Active) => {
-                return Ok(());
-            }
-            _ if Instant::now() >= deadline => {
-                return Err(StoreError::Unavailable(
-                    format!("table {table} not active after {TABLE_READY_TIMEOUT:?}").into(),
-                ));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        if let Some(description) = &description
+            && ready(description)?
+        {
+            return Ok(());
         }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(
+                format!("table {table} not active after {TABLE_READY_TIMEOUT:?}").into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

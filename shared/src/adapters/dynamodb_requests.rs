@@ -7,7 +7,7 @@
 //! a TTL attribute `expires_at` so that old requests go away by themselves.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -25,7 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::dynamodb::store_error;
+use super::dynamodb::{create_table_and_wait, store_error};
 use crate::jobs::{JobError, JobKind, RequestRecord, RequestStatus};
 use crate::ports::{Created, Outcome, RequestStore, Started, StoreError};
 
@@ -63,8 +63,6 @@ const REQUEST_ID: &str = "request_id";
 /// vanished or names a request that expired, and retries after another
 /// transaction wrote the same key at the same moment.
 const CREATE_ATTEMPTS: u32 = 4;
-/// How long `create_requests_table` waits for a new table to become usable.
-const TABLE_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -413,7 +411,7 @@ impl RequestStore for DynamoRequestStore {
 /// is on `expires_at`.
 #[tracing::instrument(skip(client))]
 pub async fn create_requests_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let created = client
+    let create = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -428,54 +426,21 @@ pub async fn create_requests_table(client: &Client, table: &str) -> Result<(), S
                 .attribute_name(ID)
                 .key_type(KeyType::Hash)
                 .build(),
-        )?)
-        .send()
-        .await;
-    match created {
-        Ok(_) => tracing::info!("table created"),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            tracing::info!("table exists already");
-        }
-        Err(e) => return Err(store_error("CreateTable", table, e)),
-    }
-
-    let deadline = Instant::now() + TABLE_READY_TIMEOUT;
-    loop {
-        let description = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| store_error("DescribeTable", table, e))?
-            .table;
-        let description = description.as_ref();
-        let keys: Vec<(&str, &KeyType)> = description
-            .map(|t| {
-                t.key_schema()
-                    .iter()
-                    .map(|k| (k.attribute_name(), k.key_type()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        )?);
+    create_table_and_wait(client, table, create, |t| {
+        let keys: Vec<(&str, &KeyType)> = t
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name(), k.key_type()))
+            .collect();
         if keys != [(ID, &KeyType::Hash)] {
             return Err(StoreError::Permanent(
                 format!("table {table} exists with another key: {keys:?}").into(),
             ));
         }
-        if description.and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(StoreError::Unavailable(
-                format!("table {table} not active after {TABLE_READY_TIMEOUT:?}").into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-
+        Ok(t.table_status() == Some(&TableStatus::Active))
+    })
+    .await?;
     enable_ttl(client, table).await
 }
 
