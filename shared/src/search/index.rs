@@ -434,39 +434,9 @@ impl Snapshot {
         }
     }
 
-    /// The person at `rank`.
-    pub fn person_at(&self, rank: u32) -> Person {
-        self.table.person(self.by_rank[rank as usize])
-    }
-
     /// Row of the table at `rank`, for aggregations over matches.
     pub fn row_at(&self, rank: u32) -> u32 {
         self.by_rank[rank as usize]
-    }
-
-    /// Heap bytes of the index structures (not the table), approximately.
-    pub fn index_bytes(&self) -> usize {
-        let bitmaps = self
-            .vocabulary
-            .iter()
-            .map(|(_, b)| b.serialized_size())
-            .sum::<usize>()
-            + self
-                .short_prefixes
-                .values()
-                .map(|b| b.serialized_size())
-                .sum::<usize>()
-            + self
-                .nationality
-                .iter()
-                .map(|b| b.serialized_size())
-                .sum::<usize>()
-            + self
-                .hobby
-                .iter()
-                .map(|b| b.serialized_size())
-                .sum::<usize>();
-        bitmaps + self.by_rank.capacity() * 4
     }
 }
 

@@ -107,6 +107,10 @@ impl LiveIndex {
                     if let Err(e) = this.refresh().await {
                         tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "index refresh failed; serving the previous snapshot");
                     }
+                    // Only the request that claimed the refresh releases it.
+                    if let Some(feed) = &this.feed {
+                        feed.refreshing.store(false, Ordering::Release);
+                    }
                 };
                 match feed.mode {
                     Refresh::Background => {
@@ -120,8 +124,10 @@ impl LiveIndex {
     }
 
     /// Applies every change since the last refresh now, and returns how many
-    /// people changed. Concurrent calls are not coordinated: use
-    /// [`LiveIndex::current`] on request paths.
+    /// people changed (an import calls it so its people are searchable when
+    /// it completes). Safe beside a refresh that [`LiveIndex::current`]
+    /// started: both only ever move the feed positions forward, and applying
+    /// a change twice leaves the index as it was.
     pub async fn refresh(self: &Arc<Self>) -> Result<usize, StoreError> {
         let Some(feed) = &self.feed else {
             return Ok(0);
@@ -130,7 +136,6 @@ impl LiveIndex {
         let due = feed.started.elapsed() + feed.every;
         feed.next_due_ms
             .store(due.as_millis() as u64, Ordering::Relaxed);
-        feed.refreshing.store(false, Ordering::Release);
         result
     }
 
@@ -171,9 +176,9 @@ impl LiveIndex {
             }
             since = changes.up_to;
         }
-        feed.seen.store(newest, Ordering::Release);
+        feed.seen.fetch_max(newest, Ordering::AcqRel);
         if let Some(safe) = sweep_to {
-            feed.swept.store(safe, Ordering::Release);
+            feed.swept.fetch_max(safe, Ordering::AcqRel);
         }
         if changed > 0 {
             tracing::info!(

@@ -91,14 +91,6 @@ pub enum Upserted {
     Unchanged(u32),
 }
 
-impl Upserted {
-    pub fn row(self) -> u32 {
-        match self {
-            Upserted::Inserted(r) | Upserted::Replaced(r) | Upserted::Unchanged(r) => r,
-        }
-    }
-}
-
 impl PeopleTable {
     pub fn new() -> Self {
         Self::default()
@@ -256,17 +248,6 @@ impl PeopleTable {
 
     fn hobby_offset(&self) -> u32 {
         u32::try_from(self.hobbies.len()).expect("fewer than 2^32 hobby entries")
-    }
-
-    /// Approximate heap bytes held, for the load summary.
-    pub fn heap_bytes(&self) -> usize {
-        self.id_arena.capacity()
-            + self.id_end.capacity() * 4
-            + (self.first.capacity() + self.last.capacity() + self.nationality.capacity()) * 4
-            + self.hobby_start.capacity() * 4
-            + self.hobby_len.capacity()
-            + self.hobbies.capacity() * 4
-            + self.by_id.capacity() * 5
     }
 }
 
