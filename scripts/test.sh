@@ -4,6 +4,8 @@
 # differential check of search results against the reference semantics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-off build gains nothing from incremental state; it only costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== python tools (.venv: moto server, SAM CLI, cfn-lint)"
 scripts/python-tools.sh
