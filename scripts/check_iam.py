@@ -7,7 +7,11 @@ resource policies such as queue or bucket policies) grants:
 
 - an Action that is `*` or a whole service (`dynamodb:*`), or uses NotAction;
 - a Resource that is `*`, every resource of a type or service in an ARN
-  (`arn:aws:dynamodb:*:*:table/*`, `arn:aws:s3:::*`), or uses NotResource.
+  (`arn:aws:dynamodb:*:*:table/*`, `arn:aws:s3:::*`), or uses NotResource;
+- an API Gateway `execute-api` ARN that does not name the API, the stage and
+  the method (or WebSocket route key): `API/*`, `API/*/POST/@connections/*`,
+  `API/STAGE/*/@connections/*` (ManageConnections on every stage, or
+  GET/POST/DELETE where PostToConnection needs POST).
 
 It also fails on AWS managed policies that grant everything or a whole
 service (AdministratorAccess, PowerUserAccess, *FullAccess) named in
@@ -22,6 +26,7 @@ Needs PyYAML (it comes with the project's .venv, via cfn-lint and moto).
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -71,7 +76,9 @@ def load_template(path: Path) -> dict[str, Any]:
 def possible_strings(value: Any, params: dict[str, Any]) -> Iterator[str]:
     """Every string `value` may evaluate to, as far as the template alone
     tells: both branches of an `Fn::If`, a parameter's default for a `Ref`,
-    `Fn::Sub` with `${...}` left as a placeholder. A list yields each item."""
+    `Fn::Sub` with a parameter's default or a literal of its variable map
+    for `${Name}` and `{var}` for anything else (a resource, an attribute,
+    a pseudo parameter). A list yields each item."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, list):
@@ -93,9 +100,7 @@ def possible_strings(value: Any, params: dict[str, Any]) -> Iterator[str]:
             yield from possible_strings(arg[1], params)
             yield from possible_strings(arg[2], params)
         elif key == "Fn::Sub":
-            text = arg[0] if isinstance(arg, list) and arg else arg
-            if isinstance(text, str):
-                yield re.sub(r"\$\{[^}!][^}]*\}", "{var}", text)
+            yield from _sub_strings(arg, params)
         elif key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
             sep, parts = arg
             if isinstance(parts, list) and isinstance(sep, str):
@@ -110,11 +115,41 @@ def possible_strings(value: Any, params: dict[str, Any]) -> Iterator[str]:
                 yield from possible_strings(arg[1], params)
 
 
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def _sub_strings(arg: Any, params: dict[str, Any]) -> Iterator[str]:
+    """The strings an `Fn::Sub` may produce: each `${Name}` is replaced by
+    every value its variable map or a parameter's default may give, else by
+    `{var}` (never a wildcard written in the template)."""
+    if isinstance(arg, list) and arg:
+        text = arg[0]
+        variables = arg[1] if len(arg) > 1 and isinstance(arg[1], dict) else {}
+    else:
+        text, variables = arg, {}
+    if not isinstance(text, str):
+        return
+    names = list(dict.fromkeys(SUB_VARIABLE.findall(text)))
+    choices = []
+    for name in names:
+        if name in variables:
+            options = list(possible_strings(variables[name], params))
+        else:
+            param = params.get(name)
+            options = []
+            if isinstance(param, dict) and isinstance(param.get("Default"), (str, int, float)):
+                options = [str(param["Default"])]
+        choices.append(list(dict.fromkeys(options)) or ["{var}"])
+    for combination in itertools.product(*choices):
+        values = dict(zip(names, combination))
+        yield SUB_VARIABLE.sub(lambda m: values[m.group(1)], text)
+
+
 # --- The checks ---------------------------------------------------------------
 
 SERVICE_WIDE_ACTION = re.compile(r"^[A-Za-z0-9-]+:\*$")
 # arn:partition:service:region:account:resource
-ARN = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:(?P<resource>.*)$")
+ARN = re.compile(r"^arn:[^:]*:(?P<service>[^:]*):[^:]*:[^:]*:(?P<resource>.*)$")
 # ARN resource parts that start with a resource type: `table/NAME`,
 # `function:NAME`. A wildcard NAME (`table/*`, `table/*/index/*`) is every
 # resource of the type. (An S3 `bucket/*` names one bucket's objects.)
@@ -140,6 +175,12 @@ def broad_resource(resource: str) -> bool:
     segments = re.split(r"[/:]", m.group("resource"))
     if segments[0] == "*":
         return True  # `arn:aws:s3:::*`, `arn:aws:sqs:REGION:ACCOUNT:*`
+    if m.group("service") == "execute-api":
+        # API/STAGE/METHOD/PATH (REST, HTTP, @connections) or
+        # API/STAGE/ROUTE-KEY (WebSocket routes): the API, the stage and the
+        # method or route key must be named.
+        parts = m.group("resource").split("/")
+        return len(parts) < 3 or any("*" in part for part in parts[:3])
     return segments[0] in RESOURCE_TYPES and len(segments) > 1 and segments[1] == "*"
 
 
@@ -196,7 +237,9 @@ def check(template: dict[str, Any]) -> list[str]:
                     problems.append(f"{label}: Action {action!r} grants a whole service or everything")
             for res in possible_strings(st.get("Resource", []), params):
                 if broad_resource(res):
-                    problems.append(f"{label}: Resource {res!r} covers every resource (of a type)")
+                    what = ("does not name one API, stage and method (or route key)"
+                            if ":execute-api:" in res else "covers every resource (of a type)")
+                    problems.append(f"{label}: Resource {res!r} {what}")
         for where, policy in managed_policy_names(resource):
             for text in possible_strings(policy, params):
                 if BROAD_MANAGED_POLICY.search(text):
@@ -216,7 +259,7 @@ def main(argv: list[str]) -> int:
         print(f"check_iam: {path}: {len(problems)} IAM grant(s) broader than least privilege:", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
-        print("Name the actions and the resources (table ARN, index ARN, queue ARN) a function needs.", file=sys.stderr)
+        print("Name the actions and the resources (table ARN, index ARN, queue ARN, API stage) a function needs.", file=sys.stderr)
         return 1
     count = sum(1 for r in (template.get("Resources") or {}).values()
                 if isinstance(r, dict) for _ in statements(r.get("Properties") or {}, ""))

@@ -2,7 +2,8 @@
 # Checks template.yaml offline, with the pinned tools in .venv (install them
 # with scripts/python-tools.sh): `sam validate --lint`, `cfn-lint`, and the
 # least-privilege check scripts/check_iam.py (no wildcard IAM action or
-# resource). Needs no AWS credentials and no configured region.
+# resource, no execute-api grant on every stage or method). Needs no AWS
+# credentials and no configured region.
 # Usage: scripts/lint-template.sh [TEMPLATE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,23 @@ Resources:
 EOF
 if "$venv/python" scripts/check_iam.py "$probe/broad.yaml" 2>/dev/null; then
     echo "lint-template: check_iam.py accepted a dynamodb:* policy; the check is broken" >&2
+    exit 1
+fi
+# ... and ManageConnections on every stage of an API.
+cat > "$probe/stages.yaml" <<'EOF'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: execute-api:ManageConnections
+              Resource: !Sub "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/POST/@connections/*"
+EOF
+if "$venv/python" scripts/check_iam.py "$probe/stages.yaml" 2>/dev/null; then
+    echo "lint-template: check_iam.py accepted ManageConnections on every stage; the check is broken" >&2
     exit 1
 fi
 "$venv/python" scripts/check_iam.py "$template"

@@ -5,12 +5,13 @@ use anyhow::Context;
 use aws_sdk_dynamodb::Client;
 use futures::future::BoxFuture;
 use shared::adapters::dynamodb::create_people_table;
+use shared::adapters::dynamodb_connections::create_connections_table;
 use shared::adapters::dynamodb_requests::create_requests_table;
 use shared::config::{JobsConfig, PeopleConfig};
 use shared::ports::StoreError;
 
 /// The configuration the tables are named by: the people table's
-/// (`PEOPLE_TABLE`) and the jobs' (`REQUESTS_TABLE`).
+/// (`PEOPLE_TABLE`) and the jobs' (`REQUESTS_TABLE`, `CONNECTIONS_TABLE`).
 pub(crate) struct Names<'a> {
     pub people: &'a PeopleConfig,
     pub jobs: &'a JobsConfig,
@@ -40,6 +41,12 @@ pub(crate) const TABLES: &[Table] = &[
         // Key `id`, on-demand, TTL on `expires_at` (docs/jobs-storage.md).
         create: |client, name| Box::pin(create_requests_table(client, name)),
     },
+    Table {
+        role: "connections",
+        name: |names| &names.jobs.connections_table,
+        // Keys `pk` + `sk`, on-demand, TTL on `expires_at` (docs/websocket.md).
+        create: |client, name| Box::pin(create_connections_table(client, name)),
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +59,9 @@ pub(crate) enum Created {
 /// Creates every table that does not exist yet; running it again is
 /// harmless. Returns what it did per table, in `TABLES` order.
 ///
-/// The requests table's name comes from `REQUESTS_TABLE` (default
-/// `requests`), read here through `JobsConfig` so that admin and the
-/// functions agree on the default.
+/// The requests and connections tables' names come from `REQUESTS_TABLE`
+/// and `CONNECTIONS_TABLE` (defaults `requests`, `connections`), read here
+/// through `JobsConfig` so that admin and the functions agree on them.
 pub(crate) async fn create_tables(
     client: &Client,
     config: &PeopleConfig,

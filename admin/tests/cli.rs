@@ -31,8 +31,14 @@ fn requests_table(table: &str) -> String {
     format!("{table}-requests")
 }
 
+/// The connections table of a test whose people table is `table`.
+fn connections_table(table: &str) -> String {
+    format!("{table}-connections")
+}
+
 /// Runs the binary against the moto server with `table` as PEOPLE_TABLE
-/// (and `requests_table(table)` as REQUESTS_TABLE).
+/// (and `requests_table(table)`, `connections_table(table)` as
+/// REQUESTS_TABLE, CONNECTIONS_TABLE).
 fn admin(table: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let endpoint = moto::endpoint();
     let mut command = Command::new(env!("CARGO_BIN_EXE_admin"));
@@ -45,6 +51,7 @@ fn admin(table: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PEOPLE_TABLE", table)
         .env("REQUESTS_TABLE", requests_table(table))
+        .env("CONNECTIONS_TABLE", connections_table(table))
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("PEOPLE_FEED_SHARDS")
@@ -122,12 +129,16 @@ async fn create_tables_twice_creates_once() {
     let table = unique("create");
 
     let requests = requests_table(&table);
+    let connections = connections_table(&table);
 
     let first = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
     assert_eq!(first.status.code(), Some(0));
     assert_eq!(
         text(&first.stdout),
-        format!("people table {table:?}: created\nrequests table {requests:?}: created\n")
+        format!(
+            "people table {table:?}: created\nrequests table {requests:?}: created\n\
+             connections table {connections:?}: created\n"
+        )
     );
 
     let second = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
@@ -136,7 +147,8 @@ async fn create_tables_twice_creates_once() {
         text(&second.stdout),
         format!(
             "people table {table:?}: exists already, left as it is\n\
-             requests table {requests:?}: exists already, left as it is\n"
+             requests table {requests:?}: exists already, left as it is\n\
+             connections table {connections:?}: exists already, left as it is\n"
         )
     );
 

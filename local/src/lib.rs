@@ -1,5 +1,8 @@
-//! The whole system in one process: the HTTP API on axum, running the same
-//! handler code as the Lambda functions, with in-memory backends.
+//! The whole system in one process: the HTTP API and the WebSocket API on
+//! axum, running the same handler code as the Lambda functions, with
+//! in-memory backends.
+
+pub mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,9 +11,12 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
+use axum::routing::get;
+use shared::adapters::hub::ConnectionHub;
 use shared::api::{self, ApiError, QueryApi};
 use shared::jobs::{Enqueuer, ProcessError, Worker, process};
 use shared::wiring::{Jobs, People};
+use shared::ws::{Pusher, WsApi};
 use tokio::net::TcpListener;
 
 /// Largest request body the local server reads, as API Gateway's payload
@@ -21,26 +27,46 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub struct App {
     pub query: QueryApi,
     pub enqueue: Enqueuer,
+    pub ws: WsApi,
+    /// The live WebSocket connections.
+    pub hub: Arc<ConnectionHub>,
 }
 
 impl App {
-    /// The HTTP API over `people` and `jobs`.
-    pub fn new(people: &People, jobs: &Jobs) -> Self {
+    /// The APIs over `people` and `jobs`; `pusher` reaches the sockets of
+    /// `hub`, in process or through the Management API that this server
+    /// serves (`shared::wiring::open_pusher`).
+    pub fn new(people: &People, jobs: &Jobs, pusher: Pusher, hub: Arc<ConnectionHub>) -> Self {
+        let enqueuer = || Enqueuer {
+            requests: Arc::clone(&jobs.requests),
+            queue: Arc::clone(&jobs.queue),
+        };
         App {
             query: QueryApi {
                 index: Arc::clone(&people.index),
                 requests: Arc::clone(&jobs.requests),
             },
-            enqueue: Enqueuer {
-                requests: Arc::clone(&jobs.requests),
-                queue: Arc::clone(&jobs.queue),
+            enqueue: enqueuer(),
+            ws: WsApi {
+                pusher,
+                enqueuer: enqueuer(),
             },
+            hub,
         }
     }
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(http_api).with_state(app)
+    Router::new()
+        .route("/ws", get(websocket::upgrade))
+        .route(
+            "/@connections/{id}",
+            get(websocket::get)
+                .post(websocket::post)
+                .delete(websocket::delete),
+        )
+        .fallback(http_api)
+        .with_state(app)
 }
 
 /// Starts the worker pool on the in-process queue, running the same
@@ -49,6 +75,7 @@ pub fn router(app: Arc<App>) -> Router {
 pub fn start_workers(
     people: &People,
     jobs: &Jobs,
+    pusher: &Pusher,
     workers: usize,
     redeliver_after: std::time::Duration,
 ) {
@@ -59,6 +86,7 @@ pub fn start_workers(
         people: people.clone(),
         requests: Arc::clone(&jobs.requests),
         max_receives: jobs.max_receives,
+        pusher: pusher.clone(),
     });
     queue.run_workers(
         workers,
@@ -107,9 +135,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resident memory of this process in bytes (Linux), for the start-up summary.

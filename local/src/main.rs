@@ -11,7 +11,7 @@ use clap::Parser;
 use shared::config::{JobsConfig, PeopleConfig, StorageType};
 use shared::jsonl as load;
 use shared::search::Refresh;
-use shared::wiring::{open_jobs, open_people};
+use shared::wiring::{open_jobs, open_people, open_pusher};
 
 #[derive(Parser)]
 #[command(about = "Run the people directory locally with in-memory backends")]
@@ -86,12 +86,23 @@ async fn main() -> anyhow::Result<()> {
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
-    local::start_workers(&people, &jobs, jobs_config.workers, Duration::from_secs(1));
-    let app = Arc::new(local::App::new(&people, &jobs));
+    let hub = Arc::new(shared::adapters::hub::ConnectionHub::new());
+    let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub)))
+        .await
+        .context("opening the connection store and notifier")?;
+    local::start_workers(
+        &people,
+        &jobs,
+        &pusher,
+        jobs_config.workers,
+        Duration::from_secs(1),
+    );
+    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub));
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    eprintln!("listening on http://{addr} (WebSocket: ws://{addr}/ws)");
     local::serve(listener, local::router(app), shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())

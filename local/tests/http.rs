@@ -1,97 +1,13 @@
 //! The local server over real HTTP on 127.0.0.1, port chosen by the OS.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shared::config::{JobsConfig, PeopleConfig};
 use shared::domain::Person;
 use shared::text::{fold, split_words};
-use shared::wiring::{open_jobs, open_people};
-use tokio::sync::oneshot;
-
-const PEOPLE: usize = 2_000;
-
-struct Server {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let table = shared::jsonl::generated(PEOPLE, 9, &mut |_| {});
-        let people = open_people(
-            &PeopleConfig::from_lookup(|_| None).unwrap(),
-            Some(table),
-            shared::search::Refresh::Background,
-        )
-        .await
-        .unwrap();
-        let jobs = open_jobs(&JobsConfig::from_lookup(|_| None).unwrap())
-            .await
-            .unwrap();
-        local::start_workers(&people, &jobs, 2, Duration::from_millis(50));
-        let app = Arc::new(local::App::new(&people, &jobs));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(local::serve(listener, local::router(app), async {
-            let _ = stopped.await;
-        }));
-        Server {
-            base: format!("http://{addr}"),
-            stop: Some(stop),
-            done,
-        }
-    }
-
-    async fn get(&self, path_and_query: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path_and_query}", self.base))
-            .await
-            .expect("server answers");
-        let status = response.status().as_u16();
-        let body = response.json().await.expect("JSON body");
-        (status, body)
-    }
-
-    async fn post(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.expect("server answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    /// Polls `GET /requests/{id}` until the request finishes.
-    async fn finished(&self, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = self.get(&format!("/requests/{id}")).await;
-            assert_eq!(status, 200, "{body}");
-            if body["status"] == "completed" || body["status"] == "failed" {
-                return body;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "request {id} never finished: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.done.await.unwrap().unwrap();
-    }
-}
+use support::{PEOPLE, Server};
 
 fn people() -> Vec<Person> {
     shared::datagen::generate(PEOPLE, 9).collect()
@@ -264,8 +180,8 @@ fn the_binary_serves_then_stops_on_a_signal() {
         if line.starts_with("loaded ") {
             summary = line.clone();
         }
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_owned();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
         }
     };
     assert!(summary.contains("loaded 1000 people"), "{summary}");

@@ -127,6 +127,8 @@ pub enum QueueType {
 /// | `REQUESTS_TABLE` | `requests` | with `STORAGE_TYPE=dynamodb`: the request records |
 /// | `MAX_RECEIVES` | `3` | deliveries before a message is dead-lettered (the queue's `maxReceiveCount`) |
 /// | `WORKERS` | `2` | memory queue: worker tasks of the local server |
+/// | `CONNECTIONS_TABLE` | `connections` | with `STORAGE_TYPE=dynamodb`: WebSocket connections and subscriptions |
+/// | `WEBSOCKET_ENDPOINT` | | the API Gateway Management API to push through: the WebSocket stage URL, or a local server's `http://127.0.0.1:3000`; unset, the local server pushes in process |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobsConfig {
     pub queue: QueueType,
@@ -135,6 +137,8 @@ pub struct JobsConfig {
     pub requests_table: String,
     pub max_receives: u32,
     pub workers: usize,
+    pub connections_table: String,
+    pub websocket_endpoint: Option<String>,
 }
 
 impl JobsConfig {
@@ -168,6 +172,17 @@ impl JobsConfig {
                 message: "must be at least 1".into(),
             });
         }
+        let websocket_endpoint = get("WEBSOCKET_ENDPOINT").filter(|u| !u.trim().is_empty());
+        if let Some(endpoint) = &websocket_endpoint
+            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+        {
+            return Err(ConfigError {
+                variable: "WEBSOCKET_ENDPOINT",
+                message: format!(
+                    "{endpoint:?} is not a URL such as https://{{api-id}}.execute-api.{{region}}.amazonaws.com/{{stage}}"
+                ),
+            });
+        }
         Ok(Self {
             queue,
             queue_url,
@@ -175,6 +190,8 @@ impl JobsConfig {
             requests_table: get("REQUESTS_TABLE").unwrap_or_else(|| "requests".to_owned()),
             max_receives,
             workers: number(&get, "WORKERS", 2)?,
+            connections_table: get("CONNECTIONS_TABLE").unwrap_or_else(|| "connections".to_owned()),
+            websocket_endpoint,
         })
     }
 }

@@ -12,3 +12,4 @@ pub mod ports;
 pub mod search;
 pub mod text;
 pub mod wiring;
+pub mod ws;

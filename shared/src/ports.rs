@@ -146,3 +146,63 @@ pub enum QueueError {
 pub trait JobQueue: Send + Sync {
     async fn send(&self, message: &JobMessage) -> Result<(), QueueError>;
 }
+
+/// WebSocket connections and the requests each one follows.
+///
+/// A subscription is written *before* the subscriber reads the request's
+/// status, and a worker reads the subscribers *after* it finished the
+/// request; with reads that see every earlier write, one of the two always
+/// sees the other, so a result cannot be missed (see `crate::ws`).
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Records a new connection; it expires on its own after
+    /// [`CONNECTION_TTL`] (API Gateway ends every connection after 2 hours).
+    async fn connect(&self, connection_id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Forgets the connection and all its subscriptions.
+    async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError>;
+
+    /// The connection receives what happens to the request from now on.
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn unsubscribe(&self, connection_id: &str, request_id: &str) -> Result<(), StoreError>;
+
+    /// The live connections subscribed to the request, read so that every
+    /// subscription written before this call is seen.
+    async fn subscribers(
+        &self,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// How long a connection record lives: a little over API Gateway's 2-hour
+/// limit on a WebSocket connection, so a record whose `$disconnect` never
+/// arrived still goes away.
+pub const CONNECTION_TTL: std::time::Duration = std::time::Duration::from_secs(2 * 3600 + 15 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The connection no longer exists (API Gateway answers 410).
+    #[error("the connection is gone")]
+    Gone,
+    /// The message is over the size a connection accepts.
+    #[error("the message is too large for the connection")]
+    TooLarge,
+    #[error("the push could not be delivered for now")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the push was refused")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Sends a message to one WebSocket connection (API Gateway's
+/// `PostToConnection`, or a socket of the local server).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), NotifyError>;
+}

@@ -5,13 +5,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::adapters::apigw::ManagementApiNotifier;
 use crate::adapters::dynamodb::DynamoPeopleStore;
+use crate::adapters::dynamodb_connections::DynamoConnectionStore;
 use crate::adapters::dynamodb_requests::DynamoRequestStore;
+use crate::adapters::hub::ConnectionHub;
 use crate::adapters::memory::{MemoryPeopleStore, MemoryQueue, MemoryRequestStore};
+use crate::adapters::memory_connections::MemoryConnectionStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::config::{JobsConfig, PeopleConfig, QueueType, StorageType, aws_config};
-use crate::ports::{JobQueue, PeopleStore, RequestStore, StoreError};
+use crate::ports::{ConnectionStore, JobQueue, Notifier, PeopleStore, RequestStore, StoreError};
 use crate::search::{LiveIndex, PeopleTable, Refresh, SearchEngine, build_from_store};
+use crate::ws::Pusher;
 
 /// The people store and the index that follows it.
 #[derive(Clone)]
@@ -130,5 +135,38 @@ pub async fn open_jobs(config: &JobsConfig) -> Result<Jobs, StartError> {
         queue,
         memory_queue,
         max_receives: config.max_receives,
+    })
+}
+
+/// The connection store and notifier of `config`: pushes go through the
+/// Management API at `WEBSOCKET_ENDPOINT` when it is set, else to the
+/// sockets of `hub` (the local server's). A Lambda, which has no sockets,
+/// needs the endpoint whenever connections are kept in DynamoDB.
+pub async fn open_pusher(
+    config: &JobsConfig,
+    hub: Option<Arc<ConnectionHub>>,
+) -> Result<Pusher, StartError> {
+    let connections: Arc<dyn ConnectionStore> = match config.storage {
+        StorageType::Memory => Arc::new(MemoryConnectionStore::new()),
+        StorageType::DynamoDb => Arc::new(DynamoConnectionStore::new(
+            aws_sdk_dynamodb::Client::new(&aws_config().await),
+            &config.connections_table,
+        )),
+    };
+    let notifier: Arc<dyn Notifier> = match (&config.websocket_endpoint, hub) {
+        (Some(endpoint), _) => Arc::new(ManagementApiNotifier::at(&aws_config().await, endpoint)),
+        (None, Some(hub)) => hub,
+        (None, None) if config.storage == StorageType::DynamoDb => {
+            return Err(StartError::Unsupported(
+                "WEBSOCKET_ENDPOINT is required with STORAGE_TYPE=dynamodb: results are pushed through the WebSocket API's Management API".into(),
+            ));
+        }
+        // Memory storage outside the local server (`cargo lambda watch`):
+        // no connection can be subscribed here, so nothing is ever pushed.
+        (None, None) => Arc::new(ConnectionHub::new()),
+    };
+    Ok(Pusher {
+        connections,
+        notifier,
     })
 }

@@ -1036,6 +1036,12 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
         people: open_people(&config, None, Refresh::Inline).await.unwrap(),
         requests: Arc::clone(&requests),
         max_receives: 3,
+        pusher: shared::wiring::open_pusher(
+            &shared::config::JobsConfig::from_lookup(|_| None).unwrap(),
+            None,
+        )
+        .await
+        .unwrap(),
     };
     let body = message.body().unwrap();
     assert_eq!(
@@ -1076,4 +1082,183 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     .unwrap();
     assert_eq!(again.status, RequestStatus::Failed);
     assert_eq!(again.error.unwrap().code, "enqueue_failed");
+}
+
+// ------------------------------------------------ the connection store
+//
+// The same scenarios on `MemoryConnectionStore` and on
+// `DynamoConnectionStore` against moto.
+
+use shared::adapters::dynamodb_connections::{DynamoConnectionStore, create_connections_table};
+use shared::adapters::memory_connections::MemoryConnectionStore;
+use shared::ports::{CONNECTION_TTL, ConnectionStore};
+
+async fn connections_scenario_subscribe_then_disconnect(store: &dyn ConnectionStore) {
+    let now = Utc::now();
+    for c in ["c1", "c2", "c3"] {
+        store.connect(c, now).await.unwrap();
+    }
+    store.subscribe("c1", "r1", now).await.unwrap();
+    store.subscribe("c2", "r1", now).await.unwrap();
+    store.subscribe("c2", "r2", now).await.unwrap();
+    // Subscribing twice is one subscription.
+    store.subscribe("c2", "r2", now).await.unwrap();
+    assert_eq!(store.subscribers("r1", now).await.unwrap(), ["c1", "c2"]);
+    assert_eq!(store.subscribers("r2", now).await.unwrap(), ["c2"]);
+    assert!(store.subscribers("r3", now).await.unwrap().is_empty());
+
+    store.disconnect("c2").await.unwrap();
+    assert_eq!(store.subscribers("r1", now).await.unwrap(), ["c1"]);
+    assert!(store.subscribers("r2", now).await.unwrap().is_empty());
+    // Disconnecting twice, or a connection never seen, is fine.
+    store.disconnect("c2").await.unwrap();
+    store.disconnect("never").await.unwrap();
+
+    store.unsubscribe("c1", "r1").await.unwrap();
+    assert!(store.subscribers("r1", now).await.unwrap().is_empty());
+}
+
+async fn connections_scenario_expired_subscriptions_are_not_followers(store: &dyn ConnectionStore) {
+    let then = Utc::now() - TimeDelta::hours(3);
+    store.connect("old", then).await.unwrap();
+    store.subscribe("old", "r", then).await.unwrap();
+    let ttl = TimeDelta::from_std(CONNECTION_TTL).unwrap();
+    assert_eq!(
+        store
+            .subscribers("r", then + ttl - TimeDelta::seconds(1))
+            .await
+            .unwrap(),
+        ["old"]
+    );
+    // Past the TTL, before any sweeper removed the item.
+    assert!(store.subscribers("r", Utc::now()).await.unwrap().is_empty());
+}
+
+async fn connections_scenario_a_connection_with_many_subscriptions_leaves_none(
+    store: &dyn ConnectionStore,
+) {
+    let now = Utc::now();
+    store.connect("busy", now).await.unwrap();
+    store.connect("other", now).await.unwrap();
+    // More than one BatchWriteItem (25) of deletes.
+    for i in 0..40 {
+        store
+            .subscribe("busy", &format!("r{i}"), now)
+            .await
+            .unwrap();
+    }
+    store.subscribe("other", "r7", now).await.unwrap();
+    store.disconnect("busy").await.unwrap();
+    for i in 0..40 {
+        let followers = store.subscribers(&format!("r{i}"), now).await.unwrap();
+        if i == 7 {
+            assert_eq!(followers, ["other"]);
+        } else {
+            assert!(followers.is_empty(), "r{i}: {followers:?}");
+        }
+    }
+}
+
+async fn dynamo_connections(name: &str) -> DynamoConnectionStore {
+    let client = moto_client();
+    let table = unique("connections", name);
+    create_connections_table(&client, &table).await.unwrap();
+    DynamoConnectionStore::new(client, table)
+}
+
+macro_rules! on_both_connection_stores {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                let store = super::MemoryConnectionStore::new();
+                super::$scenario(&store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dynamodb() {
+                let store = super::dynamo_connections(stringify!($scenario)).await;
+                super::$scenario(&store).await;
+            }
+        }
+    )*};
+}
+
+on_both_connection_stores!(
+    connections_scenario_subscribe_then_disconnect,
+    connections_scenario_expired_subscriptions_are_not_followers,
+    connections_scenario_a_connection_with_many_subscriptions_leaves_none,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_table_is_made_once_with_ttl_and_items_expire() {
+    let client = moto_client();
+    let table = unique("connections", "setup");
+    create_connections_table(&client, &table).await.unwrap();
+    create_connections_table(&client, &table).await.unwrap();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+
+    let store = DynamoConnectionStore::new(client.clone(), &table);
+    let now = Utc::now();
+    store.connect("c", now).await.unwrap();
+    store.subscribe("c", "r", now).await.unwrap();
+    let items = client
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(
+        items.len(),
+        3,
+        "connection, subscription, follower: {items:?}"
+    );
+    let expected = (now + TimeDelta::from_std(CONNECTION_TTL).unwrap()).timestamp();
+    for item in &items {
+        assert_eq!(number(item, "expires_at"), expected, "{item:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_management_api_notifier_posts_on_the_wire() {
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    use shared::adapters::apigw::ManagementApiNotifier;
+    use shared::ports::Notifier;
+    let endpoint = tokio::task::block_in_place(moto::endpoint);
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    let client = aws_sdk_apigatewaymanagement::Client::from_conf(config);
+    let notifier = ManagementApiNotifier::new(client.clone());
+    notifier
+        .post(
+            "conn-1",
+            br#"{"type":"process-status","id":"r","status":"processing"}"#,
+        )
+        .await
+        .unwrap();
+    // moto accepts any connection id and does not show what it was sent,
+    // and its GetConnection answers epoch numbers where API Gateway answers
+    // ISO timestamps; the local server's tests (local/tests/websocket.rs)
+    // cover delivery, 410 and 413 through this same adapter.
+    client
+        .delete_connection()
+        .connection_id("conn-1")
+        .send()
+        .await
+        .unwrap();
 }

@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
 use shared::adapters::memory::MemoryRequestStore;
-use shared::config::PeopleConfig;
+use shared::config::{JobsConfig, PeopleConfig};
 use shared::domain::PeopleFilter;
 use shared::jobs::{JobKind, RequestRecord, RequestStatus, Worker};
 use shared::ports::RequestStore;
@@ -36,6 +36,9 @@ async fn worker() -> (Worker, Arc<MemoryRequestStore>) {
             .unwrap(),
         requests: requests.clone(),
         max_receives: 3,
+        pusher: shared::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
+            .await
+            .unwrap(),
     };
     (worker, requests)
 }

@@ -79,7 +79,7 @@ impl BatchRetry {
     /// "equal jitter" (half fixed, half random) so that the chunks that were
     /// throttled together do not come back together, yet each one still
     /// backs off.
-    fn delay(&self, retry: u32) -> Duration {
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
         let exp = self
             .first_delay
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20));

@@ -447,7 +447,7 @@ pub async fn create_requests_table(client: &Client, table: &str) -> Result<(), S
 /// Turns on TTL on `expires_at`, unless it is on already (DynamoDB refuses
 /// to enable it twice). TTL is housekeeping, not correctness: a server that
 /// does not implement it is logged, not an error.
-async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+pub(crate) async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
     let described = client
         .describe_time_to_live()
         .table_name(table)

@@ -15,11 +15,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::enqueue::check_filter;
-use super::model::{Job, JobError, JobMessage};
+use super::model::{Job, JobError, JobMessage, RequestRecord, RequestStatus};
 use super::report::report;
 use crate::domain::Person;
 use crate::ports::{Outcome, RequestStore, Started, StoreError};
 use crate::wiring::People;
+use crate::ws::Pusher;
 
 /// Work is not started with less time than this left before the deadline;
 /// the message goes back to the queue instead of being cut off mid-write.
@@ -34,6 +35,9 @@ pub struct Worker {
     /// (SQS `maxReceiveCount`): the last one marks its request failed
     /// rather than leave it `processing`.
     pub max_receives: u32,
+    /// Tells the request's WebSocket subscribers what happens. Pushes are
+    /// best effort: the request store keeps the outcome either way.
+    pub pusher: Pusher,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +106,12 @@ pub async fn process(
                     "processing failed {receive_count} times; submit the request again"
                 ),
             });
-            worker
-                .requests
-                .finish(&message.request_id, outcome, Utc::now())
-                .await?;
+            let id = &message.request_id;
+            if worker.requests.finish(id, outcome, Utc::now()).await?
+                && let Some(record) = worker.requests.get(id).await?
+            {
+                worker.pusher.result_to_subscribers(&record).await;
+            }
             Ok(Processed::Failed)
         }
         other => other,
@@ -119,16 +125,24 @@ async fn run(
 ) -> Result<Processed, ProcessError> {
     let id = &message.request_id;
     time_left(deadline)?;
-    match worker.requests.start(id, Utc::now()).await? {
+    let started = match worker.requests.start(id, Utc::now()).await? {
         Started::Missing => return Err(ProcessError::UnknownRequest(id.clone())),
-        Started::Finished(_) => {
-            tracing::info!("already finished; duplicate delivery ignored");
+        Started::Finished(record) => {
+            // Perhaps the delivery that finished it stopped before pushing:
+            // push again (subscribers may get the result twice, never not).
+            tracing::info!("already finished; duplicate delivery, result pushed again");
+            worker.pusher.result_to_subscribers(&record).await;
             return Ok(Processed::Duplicate);
         }
         Started::Started(record) => {
             tracing::info!(attempt = record.attempts, "processing");
+            worker
+                .pusher
+                .status_to_subscribers(id, RequestStatus::Processing)
+                .await;
+            record
         }
-    }
+    };
     let outcome = match &message.job {
         Job::Report { filter } => match check_filter(filter) {
             Err(e) => Outcome::Failed(JobError {
@@ -153,11 +167,16 @@ async fn run(
         Outcome::Completed(_) => Processed::Completed,
         Outcome::Failed(_) => Processed::Failed,
     };
-    if !worker.requests.finish(id, outcome, Utc::now()).await? {
+    let now = Utc::now();
+    if !worker.requests.finish(id, outcome.clone(), now).await? {
         tracing::info!("finished by another delivery meanwhile");
         return Ok(Processed::Duplicate);
     }
     tracing::info!(?processed, "request finished");
+    worker
+        .pusher
+        .result_to_subscribers(&finished(started, outcome, now))
+        .await;
     Ok(processed)
 }
 
@@ -213,6 +232,26 @@ fn person(request_id: &str, index: usize, value: &Value) -> Result<Person, Strin
     let person: Person = serde_json::from_value(value).map_err(|e| e.to_string())?;
     person.validate()?;
     Ok(person)
+}
+
+/// The record as `finish` left it.
+fn finished(
+    mut record: RequestRecord,
+    outcome: Outcome,
+    now: chrono::DateTime<Utc>,
+) -> RequestRecord {
+    record.updated_at = now;
+    match outcome {
+        Outcome::Completed(result) => {
+            record.status = RequestStatus::Completed;
+            record.result = Some(result);
+        }
+        Outcome::Failed(error) => {
+            record.status = RequestStatus::Failed;
+            record.error = Some(error);
+        }
+    }
+    record
 }
 
 /// Reasons can quote the bad input; a result must stay small (a DynamoDB

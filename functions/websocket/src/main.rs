@@ -1,0 +1,22 @@
+//! WebSocket Lambda: connections, subscriptions, and `process` frames.
+
+use lambda_runtime::{Error, run, service_fn};
+use shared::config::JobsConfig;
+use shared::jobs::Enqueuer;
+use shared::wiring::{open_jobs, open_pusher};
+use shared::ws::WsApi;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = JobsConfig::from_env()?;
+    let jobs = open_jobs(&config).await?;
+    let api = WsApi {
+        pusher: open_pusher(&config, None).await?,
+        enqueuer: Enqueuer {
+            requests: jobs.requests,
+            queue: jobs.queue,
+        },
+    };
+    run(service_fn(|event| websocket::handler(&api, event))).await
+}

@@ -1,0 +1,286 @@
+//! API Gateway's WebSocket side, emulated: real WebSocket connections at
+//! `/ws` become the events a WebSocket Lambda receives (`$connect`, one
+//! event per frame with the route chosen by its `action`, `$disconnect`),
+//! handled by the same `shared::ws::handle`; and the Management API at
+//! `/@connections/{id}` (POST, GET, DELETE; 410 for an unknown connection),
+//! so the production notifier can push through it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use shared::adapters::hub::{ConnectionInfo, Outgoing};
+use shared::ports::{Notifier, NotifyError};
+use shared::ws::MAX_MESSAGE_BYTES;
+
+use crate::App;
+
+/// The routes of the WebSocket API besides `$connect`, `$disconnect` and
+/// `$default`, as in template.yaml.
+const ROUTES: &[&str] = &["subscribe", "process"];
+
+/// Frames the socket reads whole. Above API Gateway's 128 KiB, so that an
+/// oversized frame reaches the handler and gets an `error` message; far
+/// above it, the socket is closed (1009) instead of buffering it.
+pub const MAX_TRANSPORT_BYTES: usize = 8 * MAX_MESSAGE_BYTES;
+
+/// Each socket's read buffer, and the writes it gathers before a flush
+/// (128 KiB each by default): most frames are small, and at 10,000
+/// connections the defaults alone would hold 2.5 GB.
+const SOCKET_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The stage name the local events carry.
+const STAGE: &str = "local";
+
+/// `GET /ws`: `$connect` decides, as API Gateway's would, before the
+/// upgrade; a refusal is an HTTP error and no connection.
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let connection_id = uuid::Uuid::new_v4().simple().to_string();
+    let now = Utc::now();
+    let info = ConnectionInfo {
+        connected_at: now,
+        last_active_at: now,
+        source_ip: peer.ip().to_string(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let event = event(&connection_id, &info, Route::Connect { headers: &headers });
+    let response = shared::ws::handle(&app.ws, event).await;
+    if response.status_code != 200 {
+        let status = u16::try_from(response.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return status.into_response();
+    }
+    ws.max_message_size(MAX_TRANSPORT_BYTES)
+        .max_frame_size(MAX_TRANSPORT_BYTES)
+        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .on_upgrade(move |socket| connection(app, socket, connection_id, info))
+}
+
+async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, info: ConnectionInfo) {
+    let (mut sink, mut frames) = socket.split();
+    let mut outbox = app.hub.register(&connection_id, info.clone());
+    let mut writer = tokio::spawn(async move {
+        while let Some(out) = outbox.recv().await {
+            let message = match out {
+                Outgoing::Text(text) => Message::Text(text.into()),
+                Outgoing::Binary(data) => Message::Binary(data.into()),
+                Outgoing::Close => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 1000,
+                            reason: "closed by the server".into(),
+                        })))
+                        .await;
+                    return;
+                }
+            };
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut close = (
+        1006,
+        String::from("the connection ended without a close frame"),
+    );
+    loop {
+        tokio::select! {
+            frame = frames.next() => {
+                let (body, is_base64) = match frame {
+                    Some(Ok(Message::Text(text))) => (text.to_string(), false),
+                    Some(Ok(Message::Binary(data))) => (base64_encode(&data), true),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(frame))) => {
+                        if let Some(f) = frame {
+                            close = (f.code, f.reason.to_string());
+                        } else {
+                            close = (1005, String::new());
+                        }
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        close = (1009, e.to_string());
+                        break;
+                    }
+                    None => break,
+                };
+                app.hub.touch(&connection_id, Utc::now());
+                let event = event(&connection_id, &info, Route::Message { body: &body, is_base64 });
+                shared::ws::handle(&app.ws, event).await;
+            }
+            _ = &mut writer => {
+                close = (1000, "closed by the server".into());
+                break;
+            }
+        }
+    }
+    app.hub.unregister(&connection_id);
+    writer.abort();
+    let event = event(
+        &connection_id,
+        &info,
+        Route::Disconnect {
+            code: close.0,
+            reason: &close.1,
+        },
+    );
+    shared::ws::handle(&app.ws, event).await;
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+enum Route<'a> {
+    Connect { headers: &'a HeaderMap },
+    Message { body: &'a str, is_base64: bool },
+    Disconnect { code: u16, reason: &'a str },
+}
+
+/// The event API Gateway would send for `route` (the fields a WebSocket
+/// Lambda reads; `events/ws-*.json` are fixtures of the same shape).
+fn event(
+    connection_id: &str,
+    info: &ConnectionInfo,
+    route: Route<'_>,
+) -> ApiGatewayWebsocketProxyRequest {
+    let now = Utc::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (route_key, event_type) = match &route {
+        Route::Connect { .. } => ("$connect", "CONNECT"),
+        Route::Message { body, .. } => (route_key(body), "MESSAGE"),
+        Route::Disconnect { .. } => ("$disconnect", "DISCONNECT"),
+    };
+    let mut context = json!({
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": request_id,
+        "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "messageDirection": "IN",
+        "stage": STAGE,
+        "connectedAt": info.connected_at.timestamp_millis(),
+        "requestTimeEpoch": now.timestamp_millis(),
+        "identity": {"sourceIp": info.source_ip, "userAgent": info.user_agent},
+        "requestId": request_id,
+        "domainName": "127.0.0.1",
+        "connectionId": connection_id,
+        "apiId": "local",
+    });
+    let mut event = json!({ "requestContext": {}, "isBase64Encoded": false });
+    match route {
+        Route::Connect { headers } => {
+            let headers: serde_json::Map<String, Value> = headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.into()))))
+                .collect();
+            event["headers"] = Value::Object(headers);
+        }
+        Route::Message { body, is_base64 } => {
+            context["messageId"] = Value::String(uuid::Uuid::new_v4().simple().to_string());
+            event["body"] = Value::String(body.to_owned());
+            event["isBase64Encoded"] = Value::Bool(is_base64);
+        }
+        Route::Disconnect { code, reason } => {
+            context["disconnectStatusCode"] = json!(code);
+            context["disconnectReason"] = json!(reason);
+        }
+    }
+    event["requestContext"] = context;
+    serde_json::from_value(event).expect("the emulated event has API Gateway's shape")
+}
+
+/// Route selection on `$request.body.action`, as the WebSocket API in
+/// template.yaml declares it: a declared route, else `$default`.
+fn route_key(body: &str) -> &'static str {
+    let action = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("action")?.as_str().map(str::to_owned));
+    match action {
+        Some(a) => ROUTES
+            .iter()
+            .find(|r| **r == a)
+            .copied()
+            .unwrap_or("$default"),
+        None => "$default",
+    }
+}
+
+/// `POST /@connections/{id}`: the body goes to the client as one message.
+pub async fn post(
+    State(app): State<Arc<App>>,
+    Path(connection_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match app.hub.post(&connection_id, &body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(NotifyError::Gone) => gone(),
+        Err(NotifyError::TooLarge) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            &format!("message over {MAX_MESSAGE_BYTES} bytes"),
+        ),
+        Err(e) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `GET /@connections/{id}`: when it connected, when it last sent, who.
+pub async fn get(State(app): State<Arc<App>>, Path(connection_id): Path<String>) -> Response {
+    let Some(info) = app.hub.info(&connection_id) else {
+        return gone();
+    };
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    axum::Json(json!({
+        "connectedAt": time(info.connected_at),
+        "lastActiveAt": time(info.last_active_at),
+        "identity": {"sourceIp": info.source_ip, "userAgent": info.user_agent},
+    }))
+    .into_response()
+}
+
+/// `DELETE /@connections/{id}`: closes the connection.
+pub async fn delete(State(app): State<Arc<App>>, Path(connection_id): Path<String>) -> Response {
+    if app.hub.close(&connection_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
+    }
+}
+
+fn gone() -> Response {
+    error(StatusCode::GONE, "GoneException", "the connection is gone")
+}
+
+/// An error as API Gateway's restJson1 protocol sends it: the type in a
+/// header (what the AWS SDKs read) and in the body.
+fn error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    (
+        status,
+        [("x-amzn-errortype", kind)],
+        axum::Json(json!({ "__type": kind, "message": message })),
+    )
+        .into_response()
+}

@@ -1,0 +1,175 @@
+//! A local server on 127.0.0.1 (port chosen by the OS) for the tests, with
+//! a small generated data set and in-memory backends.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::adapters::apigw::ManagementApiNotifier;
+use shared::adapters::hub::ConnectionHub;
+use shared::adapters::memory_connections::MemoryConnectionStore;
+use shared::config::{JobsConfig, PeopleConfig};
+use shared::ports::Notifier;
+use shared::wiring::{Jobs, People, open_jobs, open_people};
+use shared::ws::Pusher;
+use tokio::sync::oneshot;
+
+pub const PEOPLE: usize = 2_000;
+
+pub struct Options {
+    /// Worker tasks started with the server (more can start later).
+    pub workers: usize,
+    /// Push through the Management API that the server itself serves,
+    /// with the AWS SDK client production uses, instead of in process.
+    pub through_management_api: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            through_management_api: false,
+        }
+    }
+}
+
+pub struct Server {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub people: People,
+    pub jobs: Jobs,
+    pub pusher: Pusher,
+    pub connections: Arc<MemoryConnectionStore>,
+    pub hub: Arc<ConnectionHub>,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let table = shared::jsonl::generated(PEOPLE, 9, &mut |_| {});
+        let people = open_people(
+            &PeopleConfig::from_lookup(|_| None).unwrap(),
+            Some(table),
+            shared::search::Refresh::Background,
+        )
+        .await
+        .unwrap();
+        let jobs = open_jobs(&JobsConfig::from_lookup(|_| None).unwrap())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let hub = Arc::new(ConnectionHub::new());
+        let connections = Arc::new(MemoryConnectionStore::new());
+        let notifier: Arc<dyn Notifier> = if options.through_management_api {
+            Arc::new(ManagementApiNotifier::new(management_client(addr)))
+        } else {
+            hub.clone()
+        };
+        let pusher = Pusher {
+            connections: connections.clone(),
+            notifier,
+        };
+        let app = Arc::new(local::App::new(&people, &jobs, pusher.clone(), hub.clone()));
+        let server = {
+            let (stop, stopped) = oneshot::channel::<()>();
+            let done = tokio::spawn(local::serve(listener, local::router(app), async {
+                let _ = stopped.await;
+            }));
+            Server {
+                base: format!("http://{addr}"),
+                addr,
+                people,
+                jobs,
+                pusher,
+                connections,
+                hub,
+                stop: Some(stop),
+                done,
+            }
+        };
+        server.start_workers(options.workers);
+        server
+    }
+
+    /// More workers on the server's queue.
+    pub fn start_workers(&self, workers: usize) {
+        if workers > 0 {
+            local::start_workers(
+                &self.people,
+                &self.jobs,
+                &self.pusher,
+                workers,
+                Duration::from_millis(50),
+            );
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path_and_query}", self.base))
+            .await
+            .expect("server answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    pub async fn post(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Polls `GET /requests/{id}` until the request finishes.
+    pub async fn finished(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(&format!("/requests/{id}")).await;
+            assert_eq!(status, 200, "{body}");
+            if body["status"] == "completed" || body["status"] == "failed" {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} never finished: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+/// The AWS SDK's Management API client, pointed at the local server, with
+/// throwaway credentials (the local server does not check signatures).
+pub fn management_client(addr: SocketAddr) -> aws_sdk_apigatewaymanagement::Client {
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://{addr}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "local"))
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(config)
+}

@@ -1,0 +1,392 @@
+//! The WebSocket API of the local server, with a real WebSocket client:
+//! the same handler code as the WebSocket Lambda behind an emulation of
+//! API Gateway, and the processor pushing to subscribers.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{Options, Server};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Longest wait for one message before a test fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn connect(server: &Server) -> Socket {
+    let (socket, response) = connect_async(server.ws_url()).await.expect("upgrade");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next JSON message.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON message"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Messages up to and including the `process-result` of `id`.
+async fn until_result(socket: &mut Socket, id: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next(socket).await;
+        let done = message["type"] == "process-result" && message["id"] == id;
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn report(nationality: &str) -> Value {
+    json!({"kind": "report", "filter": {"nationality": nationality}})
+}
+
+#[tokio::test]
+async fn process_is_accepted_then_processing_then_its_result() {
+    // No workers yet, so the order of events is the one a slow job has.
+    let server = Server::start_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "process", "client_ref": "r-1", "request": report("German")}),
+    )
+    .await;
+    let accepted = next(&mut socket).await;
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    assert_eq!(accepted["client_ref"], "r-1");
+    assert_eq!(accepted["status"], "queued");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+
+    server.start_workers(1);
+    let messages = until_result(&mut socket, &id).await;
+    let types: Vec<&str> = messages
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["process-status", "process-result"], "{messages:?}");
+    assert_eq!(messages[0]["status"], "processing");
+    let result = &messages[1];
+    assert_eq!(result["status"], "completed");
+    assert!(result["error"].is_null());
+    // The push is the stored result.
+    let stored = server.finished(&id).await;
+    assert_eq!(result["result"], stored["result"]);
+    assert!(stored["result"]["total"].as_u64().unwrap() > 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribing_after_completion_pushes_the_result_at_once() {
+    let server = Server::start().await;
+    let (status, body) = server
+        .post("/requests", &report("French").to_string(), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let stored = server.finished(&id).await;
+
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "subscribe", "request_id": id}),
+    )
+    .await;
+    let subscribed = next(&mut socket).await;
+    assert_eq!(
+        subscribed,
+        json!({"type": "subscribed", "request_id": id, "status": "completed"})
+    );
+    let result = next(&mut socket).await;
+    assert_eq!(result["type"], "process-result");
+    assert_eq!(result["result"], stored["result"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_clients_subscribed_to_one_request_both_get_it() {
+    let server = Server::start_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let (_, body) = server
+        .post("/requests", &report("Italian").to_string(), None)
+        .await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    let mut first = connect(&server).await;
+    let mut second = connect(&server).await;
+    for socket in [&mut first, &mut second] {
+        send(socket, json!({"action": "subscribe", "request_id": id})).await;
+        assert_eq!(next(socket).await["status"], "queued");
+    }
+    server.start_workers(1);
+    let a = until_result(&mut first, &id).await;
+    let b = until_result(&mut second, &id).await;
+    assert_eq!(a, b);
+    assert_eq!(a.last().unwrap()["status"], "completed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_before_its_result_is_cleaned_up() {
+    let server = Server::start_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "process", "request": report("Spanish")}),
+    )
+    .await;
+    let id = next(&mut socket).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.connections.subscriptions(), 1);
+    socket.close(None).await.unwrap();
+    // `$disconnect` removes the connection and its subscription.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.connections.connections() > 0 || !server.hub.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never cleaned up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.connections.subscriptions(), 0);
+    server.start_workers(1);
+    assert_eq!(server.finished(&id).await["status"], "completed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_and_the_connection_stays_open() {
+    let server = Server::start().await;
+    let mut socket = connect(&server).await;
+    let too_large = json!({"action": "subscribe", "request_id": "x".repeat(130 * 1024)});
+    let cases = [
+        (Message::Text("not json at all".into()), "invalid_json"),
+        (
+            Message::Text(json!({"action": "dance"}).to_string().into()),
+            "unknown_action",
+        ),
+        (
+            Message::Text(json!({"request_id": "r"}).to_string().into()),
+            "missing_field",
+        ),
+        (
+            Message::Text(json!({"action": "subscribe"}).to_string().into()),
+            "missing_field",
+        ),
+        (
+            Message::Text(
+                json!({"action": "process", "client_ref": "c9", "request": {"kind": "paint"}})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_request",
+        ),
+        (Message::Text(too_large.to_string().into()), "too_large"),
+        (Message::Binary(vec![1, 2, 3].into()), "invalid_frame"),
+        (
+            Message::Text(
+                json!({"action": "subscribe", "request_id": "no-such-request"})
+                    .to_string()
+                    .into(),
+            ),
+            "not_found",
+        ),
+    ];
+    for (frame, code) in cases {
+        socket.send(frame).await.unwrap();
+        let error = next(&mut socket).await;
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["code"], code, "{error}");
+        assert!(!error["message"].as_str().unwrap().is_empty());
+        if code == "invalid_request" {
+            assert_eq!(error["client_ref"], "c9");
+            assert_eq!(error["field"], "request.kind");
+        }
+    }
+    // Still open, and still working.
+    send(
+        &mut socket,
+        json!({"action": "process", "request": report("Polish")}),
+    )
+    .await;
+    let accepted = next(&mut socket).await;
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let messages = until_result(&mut socket, &id).await;
+    assert_eq!(messages.last().unwrap()["status"], "completed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_result_too_large_for_one_message_is_replaced_by_where_to_fetch_it() {
+    let server = Server::start_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    // 1,000 people whose hobbies are a string, not a list: each rejection
+    // quotes it, and the result is over the 128 KiB of one message.
+    let people: Vec<Value> = (0..1000)
+        .map(|i| json!({"first_name": "Ann", "last_name": "Lee", "nationality": "DE", "hobbies": format!("{i:04}{}", "h".repeat(140))}))
+        .collect();
+    let body = json!({"kind": "import", "people": people}).to_string();
+    let (status, accepted) = server.post("/requests", &body, None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "subscribe", "request_id": id}),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "subscribed");
+    server.start_workers(1);
+    let result = until_result(&mut socket, &id).await.pop().unwrap();
+    assert_eq!(result["status"], "completed");
+    assert!(result["result"].is_null(), "{result}");
+    assert_eq!(result["result_url"], format!("/requests/{id}"));
+    let stored = server.finished(&id).await;
+    assert_eq!(stored["result"]["rejected"].as_array().unwrap().len(), 1000);
+    assert!(stored["result"].to_string().len() > shared::ws::MAX_MESSAGE_BYTES);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn pushes_go_through_the_management_api_the_server_serves() {
+    let server = Server::start_with(Options {
+        workers: 0,
+        through_management_api: true,
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "process", "request": report("Dutch")}),
+    )
+    .await;
+    let accepted = next(&mut socket).await;
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    server.start_workers(1);
+    let messages = until_result(&mut socket, &id).await;
+    assert_eq!(messages.last().unwrap()["status"], "completed");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_management_api_answers_like_api_gateway() {
+    let server = Server::start().await;
+    let client = support::management_client(server.addr);
+    let mut socket = connect(&server).await;
+    // The connection's id, as the server knows it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.hub.is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let id = server.hub.ids().pop().unwrap();
+
+    let info = client
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        info.identity().and_then(|i| i.source_ip()),
+        Some("127.0.0.1")
+    );
+    assert!(info.connected_at().is_some());
+
+    client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
+            r#"{"hello":"there"}"#,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await, json!({"hello": "there"}));
+
+    let too_large = client
+        .post_to_connection()
+        .connection_id(&id)
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
+            vec![b'x'; shared::ws::MAX_MESSAGE_BYTES + 1],
+        ))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        too_large
+            .as_service_error()
+            .is_some_and(|e| e.is_payload_too_large_exception()),
+        "{too_large:?}"
+    );
+
+    let gone = client
+        .post_to_connection()
+        .connection_id("no-such-connection")
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_gone_exception()),
+        "{gone:?}"
+    );
+
+    client
+        .delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(WAIT, socket.next()).await.unwrap();
+    assert!(
+        matches!(closed, Some(Ok(Message::Close(_))) | None),
+        "{closed:?}"
+    );
+    let after = client
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        after
+            .as_service_error()
+            .is_some_and(|e| e.is_gone_exception())
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,236 @@
+//! The WebSocket routes, as API Gateway invokes them: `$connect`,
+//! `$disconnect`, and every frame (`subscribe`, `process`, `$default`).
+//! Replies go through the notifier, like pushes, so a client always gets
+//! `accepted` / `subscribed` before the result that follows it.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use chrono::Utc;
+
+use super::{ClientFrame, FrameError, Pusher, ServerMessage, parse_frame};
+use crate::jobs::{Enqueuer, SubmitError, submit};
+use crate::ports::StoreError;
+
+/// What the WebSocket routes need.
+pub struct WsApi {
+    pub pusher: Pusher,
+    /// Submits `process` frames, and reads requests for `subscribe`.
+    pub enqueuer: Enqueuer,
+}
+
+/// Handles one event. `$connect` answers 500 when the connection cannot be
+/// recorded (API Gateway then refuses the connection, and the client can
+/// try again); every other route answers 200, its reply already sent.
+#[tracing::instrument(skip_all, fields(route, connection_id, correlation_id))]
+pub async fn handle(
+    api: &WsApi,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let context = &event.request_context;
+    let route = context.route_key.as_deref().unwrap_or("$default");
+    let connection_id = context.connection_id.as_deref().unwrap_or_default();
+    let correlation_id = context
+        .request_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::Span::current();
+    span.record("route", route);
+    span.record("connection_id", connection_id);
+    span.record("correlation_id", correlation_id.as_str());
+    if connection_id.is_empty() {
+        tracing::error!("event without a connection id");
+        return status(400);
+    }
+    match route {
+        "$connect" => match api
+            .pusher
+            .connections
+            .connect(connection_id, Utc::now())
+            .await
+        {
+            Ok(()) => status(200),
+            Err(e) => {
+                tracing::error!(error = ?e, "could not record the connection; refusing it");
+                status(500)
+            }
+        },
+        "$disconnect" => {
+            if let Err(e) = api.pusher.connections.disconnect(connection_id).await {
+                tracing::warn!(error = ?e, "could not remove the connection; its TTL will");
+            }
+            status(200)
+        }
+        _ => {
+            let frame = parse_frame(event.body.as_deref(), event.is_base64_encoded);
+            on_frame(api, connection_id, frame, &correlation_id).await;
+            status(200)
+        }
+    }
+}
+
+async fn on_frame(
+    api: &WsApi,
+    connection_id: &str,
+    frame: Result<ClientFrame, FrameError>,
+    correlation_id: &str,
+) {
+    let pusher = &api.pusher;
+    let outcome = match frame {
+        Err(e) => {
+            tracing::info!(code = e.code, message = %e.message, "bad frame");
+            Err(e)
+        }
+        Ok(ClientFrame::Subscribe { request_id }) => {
+            subscribe(api, connection_id, &request_id, true)
+                .await
+                .map_err(|e| e.into_frame_error(None, Some(&request_id), correlation_id))
+        }
+        Ok(ClientFrame::Process {
+            request,
+            client_ref,
+        }) => process(
+            api,
+            connection_id,
+            &request,
+            client_ref.as_deref(),
+            correlation_id,
+        )
+        .await
+        .map_err(|e| e.into_frame_error(client_ref.as_deref(), None, correlation_id)),
+    };
+    if let Err(e) = outcome {
+        pusher
+            .send(connection_id, &ServerMessage::frame_error(&e))
+            .await;
+    }
+}
+
+/// `process`: submits the request as `POST /requests` would, answers
+/// `accepted`, and subscribes the connection to it.
+async fn process(
+    api: &WsApi,
+    connection_id: &str,
+    request: &serde_json::Value,
+    client_ref: Option<&str>,
+    correlation_id: &str,
+) -> Result<(), Failure> {
+    let body = serde_json::to_vec(request).expect("JSON values serialize");
+    let record = submit(&api.enqueuer, &body, None, correlation_id)
+        .await
+        .map_err(Failure::Submit)?;
+    tracing::info!(request_id = %record.id, "accepted over the WebSocket");
+    api.pusher
+        .send(
+            connection_id,
+            &ServerMessage::Accepted {
+                id: &record.id,
+                status: record.status,
+                client_ref,
+            },
+        )
+        .await;
+    subscribe(api, connection_id, &record.id, false).await
+}
+
+/// Subscribes, then reads the request (this order is what makes a missed
+/// result impossible; see the module docs), then pushes its result at
+/// once if it already finished.
+async fn subscribe(
+    api: &WsApi,
+    connection_id: &str,
+    request_id: &str,
+    confirm: bool,
+) -> Result<(), Failure> {
+    let pusher = &api.pusher;
+    pusher
+        .connections
+        .subscribe(connection_id, request_id, Utc::now())
+        .await
+        .map_err(Failure::Store)?;
+    let record = api
+        .enqueuer
+        .requests
+        .get(request_id)
+        .await
+        .map_err(Failure::Store)?;
+    let Some(record) = record else {
+        if let Err(e) = pusher
+            .connections
+            .unsubscribe(connection_id, request_id)
+            .await
+        {
+            tracing::warn!(error = ?e, "could not remove a subscription to an unknown request");
+        }
+        return Err(Failure::NotFound);
+    };
+    if confirm {
+        pusher
+            .send(
+                connection_id,
+                &ServerMessage::Subscribed {
+                    request_id,
+                    status: record.status,
+                },
+            )
+            .await;
+    }
+    if record.status.is_final() {
+        pusher.send_result(connection_id, &record).await;
+    }
+    Ok(())
+}
+
+enum Failure {
+    Submit(SubmitError),
+    Store(StoreError),
+    NotFound,
+}
+
+impl Failure {
+    fn into_frame_error(
+        self,
+        client_ref: Option<&str>,
+        request_id: Option<&str>,
+        correlation_id: &str,
+    ) -> FrameError {
+        let ours = |code: &'static str, e: &dyn std::fmt::Debug| {
+            tracing::error!(error = ?e, "frame failed on our side");
+            FrameError::new(
+                code,
+                format!(
+                    "the service is unavailable; retry shortly (correlation id {correlation_id})"
+                ),
+            )
+        };
+        let mut e = match self {
+            Failure::Submit(SubmitError::Invalid { field, message }) => FrameError {
+                field: Some(format!("request.{field}")),
+                ..FrameError::new("invalid_request", message)
+            },
+            Failure::Submit(e @ SubmitError::TooLarge) => FrameError {
+                field: Some("request".into()),
+                ..FrameError::new("too_large", e.to_string())
+            },
+            Failure::Submit(e) => ours("unavailable", &e),
+            Failure::Store(e) => ours("unavailable", &e),
+            Failure::NotFound => FrameError {
+                field: Some("request_id".into()),
+                ..FrameError::new(
+                    "not_found",
+                    format!("no request {:?}", request_id.unwrap_or_default()),
+                )
+            },
+        };
+        e.client_ref = client_ref.map(str::to_owned);
+        e
+    }
+}
+
+fn status(code: i64) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = code;
+    if code != 200 {
+        response.body = Some(Body::Text(String::new()));
+    }
+    response
+}

@@ -1,0 +1,154 @@
+//! Pushing to connections: one message to one connection, or to every
+//! subscriber of a request. A push never fails the work that made it: a
+//! gone connection is forgotten, any other failure is logged, and the
+//! request store keeps the result for `GET /requests/{id}`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::{MAX_MESSAGE_BYTES, ServerMessage};
+use crate::jobs::{RequestRecord, RequestStatus};
+use crate::ports::{ConnectionStore, Notifier, NotifyError};
+
+/// Pushes to the subscribers of one request that run at once.
+const PUSH_CONCURRENCY: usize = 32;
+
+#[derive(Clone)]
+pub struct Pusher {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+/// What became of one push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// The connection is gone and was removed from the store.
+    Gone,
+    /// Not delivered for another reason (logged).
+    Failed,
+}
+
+/// What a push to all subscribers of a request did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushReport {
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
+}
+
+impl Pusher {
+    /// Sends `message` to one connection.
+    pub async fn send(&self, connection_id: &str, message: &ServerMessage<'_>) -> Delivery {
+        self.deliver(connection_id, &message.to_bytes(), None).await
+    }
+
+    /// Sends the final message of a finished request to one connection,
+    /// or, if it is too large for one message, a notice where to fetch it.
+    pub async fn send_result(&self, connection_id: &str, record: &RequestRecord) -> Delivery {
+        let (full, notice) = result_messages(record);
+        self.deliver(connection_id, &full, Some(&notice)).await
+    }
+
+    /// Tells every subscriber of `request_id` that it is now `status`.
+    pub async fn status_to_subscribers(
+        &self,
+        request_id: &str,
+        status: RequestStatus,
+    ) -> PushReport {
+        let message = ServerMessage::ProcessStatus {
+            id: request_id,
+            status,
+        }
+        .to_bytes();
+        self.to_subscribers(request_id, &message, None).await
+    }
+
+    /// Sends a finished request's result to every subscriber.
+    pub async fn result_to_subscribers(&self, record: &RequestRecord) -> PushReport {
+        let (full, notice) = result_messages(record);
+        self.to_subscribers(&record.id, &full, Some(&notice)).await
+    }
+
+    async fn to_subscribers(
+        &self,
+        request_id: &str,
+        data: &[u8],
+        if_too_large: Option<&[u8]>,
+    ) -> PushReport {
+        let subscribers = match self.connections.subscribers(request_id, Utc::now()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(request_id, error = ?e, "could not read the subscribers; nothing pushed");
+                return PushReport {
+                    failed: 1,
+                    ..PushReport::default()
+                };
+            }
+        };
+        let deliveries: Vec<Delivery> =
+            futures::stream::iter(subscribers)
+                .map(|connection_id| async move {
+                    self.deliver(&connection_id, data, if_too_large).await
+                })
+                .buffer_unordered(PUSH_CONCURRENCY)
+                .collect()
+                .await;
+        let mut report = PushReport::default();
+        for d in deliveries {
+            match d {
+                Delivery::Delivered => report.delivered += 1,
+                Delivery::Gone => report.gone += 1,
+                Delivery::Failed => report.failed += 1,
+            }
+        }
+        tracing::debug!(request_id, ?report, "pushed");
+        report
+    }
+
+    /// Posts `data`; if the connection refuses it as too large, posts
+    /// `if_too_large` instead. A gone connection is removed from the store.
+    async fn deliver(
+        &self,
+        connection_id: &str,
+        data: &[u8],
+        if_too_large: Option<&[u8]>,
+    ) -> Delivery {
+        let mut data = data;
+        let mut if_too_large = if_too_large;
+        loop {
+            match self.notifier.post(connection_id, data).await {
+                Ok(()) => return Delivery::Delivered,
+                Err(NotifyError::TooLarge) if if_too_large.is_some() => {
+                    data = if_too_large.take().expect("checked");
+                }
+                Err(NotifyError::Gone) => {
+                    tracing::info!(connection_id, "connection gone; removing it");
+                    if let Err(e) = self.connections.disconnect(connection_id).await {
+                        // Its records expire with their TTL all the same.
+                        tracing::warn!(connection_id, error = ?e, "could not remove a gone connection");
+                    }
+                    return Delivery::Gone;
+                }
+                Err(e) => {
+                    tracing::warn!(connection_id, error = ?e, "push failed");
+                    return Delivery::Failed;
+                }
+            }
+        }
+    }
+}
+
+/// The result message, and the notice that replaces it when it is over
+/// the size of one message.
+fn result_messages(record: &RequestRecord) -> (Vec<u8>, Vec<u8>) {
+    let notice = ServerMessage::result_elsewhere(record).to_bytes();
+    let full = ServerMessage::result(record).to_bytes();
+    if full.len() > MAX_MESSAGE_BYTES {
+        (notice.clone(), notice)
+    } else {
+        (full, notice)
+    }
+}

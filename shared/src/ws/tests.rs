@@ -1,0 +1,363 @@
+//! The WebSocket handler and the processor's pushes on the in-memory
+//! doubles: the race between completion and subscription, gone
+//! connections, failing pushes.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Pusher, WsApi, handle};
+use crate::adapters::memory::{MemoryQueue, MemoryRequestStore};
+use crate::adapters::memory_connections::MemoryConnectionStore;
+use crate::config::PeopleConfig;
+use crate::jobs::{
+    Enqueuer, FilterSpec, Job, JobKind, JobMessage, Processed, RequestRecord, Worker, process,
+};
+use crate::ports::{ConnectionStore, Notifier, NotifyError, RequestStore, StoreError};
+use crate::search::Refresh;
+use crate::wiring::open_people;
+
+/// Records every message pushed; connections listed in `gone` answer 410,
+/// and with `failing` set every push fails as unavailable.
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<(String, Value)>>,
+    gone: Mutex<Vec<String>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Recorder {
+    fn to(&self, connection_id: &str) -> Vec<Value> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| c == connection_id)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Notifier for Recorder {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), NotifyError> {
+        tokio::task::yield_now().await;
+        if self.gone.lock().unwrap().iter().any(|g| g == connection_id) {
+            return Err(NotifyError::Gone);
+        }
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NotifyError::Unavailable("injected".into()));
+        }
+        let message = serde_json::from_slice(data).expect("pushes are JSON");
+        self.sent
+            .lock()
+            .unwrap()
+            .push((connection_id.to_owned(), message));
+        Ok(())
+    }
+}
+
+/// The memory connection store, yielding to the scheduler a random number
+/// of times around each call, so that concurrent callers interleave in
+/// every order.
+struct Shuffled(MemoryConnectionStore);
+
+async fn shuffle() {
+    for _ in 0..rand::random_range(0..4) {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for Shuffled {
+    async fn connect(&self, c: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.0.connect(c, now).await
+    }
+    async fn disconnect(&self, c: &str) -> Result<(), StoreError> {
+        self.0.disconnect(c).await
+    }
+    async fn subscribe(&self, c: &str, r: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        shuffle().await;
+        let done = self.0.subscribe(c, r, now).await;
+        shuffle().await;
+        done
+    }
+    async fn unsubscribe(&self, c: &str, r: &str) -> Result<(), StoreError> {
+        self.0.unsubscribe(c, r).await
+    }
+    async fn subscribers(&self, r: &str, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        shuffle().await;
+        let found = self.0.subscribers(r, now).await;
+        shuffle().await;
+        found
+    }
+}
+
+struct Fixture {
+    worker: Arc<Worker>,
+    api: Arc<WsApi>,
+    requests: Arc<MemoryRequestStore>,
+    recorder: Arc<Recorder>,
+    connections: Arc<Shuffled>,
+}
+
+async fn fixture() -> Fixture {
+    let config = PeopleConfig {
+        seed_people: 500,
+        ..PeopleConfig::from_lookup(|_| None).unwrap()
+    };
+    let people = open_people(&config, None, Refresh::Inline).await.unwrap();
+    let requests = Arc::new(MemoryRequestStore::new());
+    let recorder = Arc::new(Recorder::default());
+    let connections = Arc::new(Shuffled(MemoryConnectionStore::new()));
+    let pusher = Pusher {
+        connections: connections.clone(),
+        notifier: recorder.clone(),
+    };
+    let worker = Arc::new(Worker {
+        people,
+        requests: requests.clone(),
+        max_receives: 3,
+        pusher: pusher.clone(),
+    });
+    let api = Arc::new(WsApi {
+        pusher,
+        enqueuer: Enqueuer {
+            requests: requests.clone(),
+            queue: Arc::new(MemoryQueue::new()),
+        },
+    });
+    Fixture {
+        worker,
+        api,
+        requests,
+        recorder,
+        connections,
+    }
+}
+
+fn event(route: &str, connection_id: &str, body: Option<Value>) -> ApiGatewayWebsocketProxyRequest {
+    serde_json::from_value(json!({
+        "requestContext": {
+            "routeKey": route,
+            "eventType": if route == "$connect" { "CONNECT" } else if route == "$disconnect" { "DISCONNECT" } else { "MESSAGE" },
+            "connectionId": connection_id,
+            "requestId": "req-ctx",
+            "connectedAt": 0,
+            "requestTimeEpoch": 0,
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false,
+    }))
+    .unwrap()
+}
+
+/// A queued report request and the message a worker would receive.
+async fn queued(f: &Fixture, id: &str) -> String {
+    let record = RequestRecord::queued(id.to_owned(), JobKind::Report, Utc::now());
+    f.requests.create(&record, None).await.unwrap();
+    serde_json::to_string(&JobMessage {
+        request_id: id.to_owned(),
+        correlation_id: "c".into(),
+        job: Job::Report {
+            filter: FilterSpec::default(),
+        },
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_racing_subscription_never_loses_the_result() {
+    let f = fixture().await;
+    let mut pushed_by_worker = 0;
+    let mut pushed_on_subscribe = 0;
+    for i in 0..300 {
+        let id = format!("req-{i}");
+        let connection = format!("conn-{i}");
+        let body = queued(&f, &id).await;
+        handle(&f.api, event("$connect", &connection, None)).await;
+        let worker = Arc::clone(&f.worker);
+        let processing = tokio::spawn(async move { process(&worker, &body, 1, None).await });
+        let api = Arc::clone(&f.api);
+        let frame = json!({"action": "subscribe", "request_id": id});
+        let subscribing = tokio::spawn({
+            let connection = connection.clone();
+            async move { handle(&api, event("subscribe", &connection, Some(frame))).await }
+        });
+        let (processed, response) = tokio::join!(processing, subscribing);
+        assert_eq!(processed.unwrap().unwrap(), Processed::Completed);
+        assert_eq!(response.unwrap().status_code, 200);
+
+        let messages = f.recorder.to(&connection);
+        let subscribed = messages.iter().find(|m| m["type"] == "subscribed");
+        let results = messages
+            .iter()
+            .filter(|m| m["type"] == "process-result" && m["id"] == id)
+            .count();
+        assert!(results >= 1, "request {id}: no result in {messages:?}");
+        if subscribed.is_some_and(|s| s["status"] == "completed") {
+            pushed_on_subscribe += 1;
+        } else {
+            pushed_by_worker += 1;
+        }
+    }
+    // Both orders happened, so both paths were tested.
+    assert!(
+        pushed_by_worker > 0 && pushed_on_subscribe > 0,
+        "{pushed_by_worker} / {pushed_on_subscribe}"
+    );
+}
+
+#[tokio::test]
+async fn a_gone_subscriber_is_removed_and_the_job_still_completes() {
+    let f = fixture().await;
+    let body = queued(&f, "r1").await;
+    for c in ["alive", "dead"] {
+        handle(&f.api, event("$connect", c, None)).await;
+        handle(
+            &f.api,
+            event(
+                "subscribe",
+                c,
+                Some(json!({"action": "subscribe", "request_id": "r1"})),
+            ),
+        )
+        .await;
+    }
+    f.recorder.gone.lock().unwrap().push("dead".into());
+    assert_eq!(
+        process(&f.worker, &body, 1, None).await.unwrap(),
+        Processed::Completed
+    );
+    assert!(
+        f.recorder
+            .to("alive")
+            .iter()
+            .any(|m| m["type"] == "process-result")
+    );
+    // The gone connection, not the live one, left the store.
+    let left = f.connections.0.subscribers("r1", Utc::now()).await.unwrap();
+    assert_eq!(left, ["alive"]);
+    assert_eq!(f.connections.0.connections(), 1);
+}
+
+#[tokio::test]
+async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
+    let f = fixture().await;
+    let body = queued(&f, "r2").await;
+    handle(&f.api, event("$connect", "c", None)).await;
+    handle(
+        &f.api,
+        event(
+            "subscribe",
+            "c",
+            Some(json!({"action": "subscribe", "request_id": "r2"})),
+        ),
+    )
+    .await;
+    f.recorder
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        process(&f.worker, &body, 1, None).await.unwrap(),
+        Processed::Completed
+    );
+    let stored = f.requests.get("r2").await.unwrap().unwrap();
+    assert!(stored.result.is_some());
+    // Once pushes work again, subscribing again delivers it.
+    f.recorder
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    handle(
+        &f.api,
+        event(
+            "subscribe",
+            "c",
+            Some(json!({"action": "subscribe", "request_id": "r2"})),
+        ),
+    )
+    .await;
+    let results: Vec<Value> = f
+        .recorder
+        .to("c")
+        .into_iter()
+        .filter(|m| m["type"] == "process-result")
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["result"], stored.result.unwrap());
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_pushes_the_result_again() {
+    let f = fixture().await;
+    let body = queued(&f, "r3").await;
+    handle(
+        &f.api,
+        event(
+            "subscribe",
+            "c",
+            Some(json!({"action": "subscribe", "request_id": "r3"})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        process(&f.worker, &body, 1, None).await.unwrap(),
+        Processed::Completed
+    );
+    assert_eq!(
+        process(&f.worker, &body, 2, None).await.unwrap(),
+        Processed::Duplicate
+    );
+    let results = f
+        .recorder
+        .to("c")
+        .into_iter()
+        .filter(|m| m["type"] == "process-result")
+        .count();
+    assert_eq!(results, 2);
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_keep_the_store_in_step() {
+    let f = fixture().await;
+    queued(&f, "r4").await;
+    assert_eq!(
+        handle(&f.api, event("$connect", "c", None))
+            .await
+            .status_code,
+        200
+    );
+    handle(
+        &f.api,
+        event(
+            "subscribe",
+            "c",
+            Some(json!({"action": "subscribe", "request_id": "r4"})),
+        ),
+    )
+    .await;
+    assert_eq!(f.connections.0.subscriptions(), 1);
+    assert_eq!(
+        handle(&f.api, event("$disconnect", "c", None))
+            .await
+            .status_code,
+        200
+    );
+    assert_eq!(f.connections.0.connections(), 0);
+    assert_eq!(f.connections.0.subscriptions(), 0);
+}
+
+#[tokio::test]
+async fn process_frames_are_checked_like_post_requests() {
+    let f = fixture().await;
+    let frame = json!({"action": "process", "client_ref": "x", "request": {"kind": "import", "people": []}});
+    handle(&f.api, event("process", "c", Some(frame))).await;
+    let reply = f.recorder.to("c").pop().unwrap();
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["code"], "invalid_request");
+    assert_eq!(reply["field"], "request.people");
+    assert_eq!(reply["client_ref"], "x");
+}
