@@ -4,6 +4,8 @@
 #   scripts/bench.sh http       the kit's sequential one-connection benchmark, over HTTP
 #   scripts/bench.sh load       wrk, 64 connections, the query mix, against the local server
 #   scripts/bench.sh jobs       report latency (POST to completed) and import throughput through jobs
+#   scripts/bench.sh ws         10,000 WebSocket clients; push latency, in process and through
+#                               the Management API (the built-in 100k people; no data file)
 # The data file is made once under target/bench-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,19 +13,22 @@ kit=$(cd ../shared/bench && pwd)
 count=${BENCH_COUNT:-1000000}
 data=$PWD/target/bench-data/people-$count.jsonl
 mkdir -p target/bench-data
-if [ ! -s "$data" ]; then
+if [ "${1:-}" != ws ] && [ ! -s "$data" ]; then
     echo "generating $data"
     python3 "$kit/gen_people.py" --count "$count" --seed 42 > "$data.tmp" && mv "$data.tmp" "$data"
 fi
 
+# start_server [ARGS...]: the local server on a free port, with ARGS
+# (default: --data the 1M file); sets $base and $server_pid.
 start_server() {
     cargo build --release --quiet --bin local
-    target/release/local --port 0 --data "$data" 2> target/bench-data/server.log &
+    if [ $# -eq 0 ]; then set -- --data "$data"; fi
+    target/release/local --port "${PORT:-0}" "$@" 2> target/bench-data/server.log &
     server_pid=$!
     trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null' EXIT
     base=
     for _ in $(seq 600); do
-        base=$(sed -n 's/^listening on //p' target/bench-data/server.log)
+        base=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' target/bench-data/server.log)
         [ -n "$base" ] && break
         sleep 0.1
     done
@@ -51,8 +56,35 @@ jobs)
     start_server
     python3 scripts/bench_jobs.py --base "$base" --runs "${RUNS:-20}"
     ;;
+ws)
+    cargo build --release --quiet -p local --example ws_bench
+    clients=${CLIENTS:-10000}
+    if [ "$(ulimit -n)" -lt $((clients + 1000)) ]; then
+        ulimit -n $((clients + 1000)) 2>/dev/null || {
+            echo "bench: $clients clients need $((clients + 1000)) open files; ulimit -n is $(ulimit -n)" >&2
+            exit 1
+        }
+    fi
+    for notifier in in-process management-api; do
+        echo "== pushes $notifier"
+        if [ $notifier = in-process ]; then
+            start_server --people 100000
+        else
+            # The Management API this same server serves, through the AWS SDK
+            # client production uses (the port is known once it listens, so
+            # bind a free one first).
+            port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
+                WEBSOCKET_ENDPOINT=http://127.0.0.1:$port PORT=$port start_server --people 100000
+        fi
+        target/release/examples/ws_bench --url "ws://${base#http://}/ws" --clients "$clients" \
+            --jobs "${JOBS:-3000}" --rate "${RATE:-200}" --server-pid "$server_pid"
+        kill "$server_pid"
+        wait "$server_pid" 2>/dev/null || true
+    done
+    ;;
 *)
-    echo "usage: scripts/bench.sh engine|http|load|jobs" >&2
+    echo "usage: scripts/bench.sh engine|http|load|jobs|ws" >&2
     exit 2
     ;;
 esac

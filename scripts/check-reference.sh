@@ -32,7 +32,7 @@ target/$profile/local --port 0 --data "$work/people.jsonl" 2> "$work/server.log"
 server_pid=$!
 base=
 for _ in $(seq 3000); do
-    base=$(sed -n 's/^listening on //p' "$work/server.log")
+    base=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/server.log")
     [ -n "$base" ] && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
     sleep 0.1

@@ -10,7 +10,7 @@
 //! cargo run --release -p local --example ws_bench -- --clients 10000 --jobs 2000
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -45,14 +45,15 @@ struct Args {
     server_pid: Option<u32>,
 }
 
-/// What one client's reader hands back: request id → (finished_at, receipt).
-type Results =
-    Arc<Mutex<HashMap<String, oneshot::Sender<(DateTime<Utc>, Instant, DateTime<Utc>)>>>>;
+/// A result's `finished_at`, and when it was received (both clocks).
+type Arrival = (DateTime<Utc>, Instant, DateTime<Utc>);
 
 struct Client {
     outbox: mpsc::UnboundedSender<Message>,
-    /// `accepted` replies, in order.
-    accepted: Mutex<mpsc::UnboundedReceiver<String>>,
+    /// Who waits for the result of each `process` sent, in order: the
+    /// reader pairs each `accepted` with the next one, before that
+    /// request's result can arrive.
+    waiting: std::sync::Mutex<VecDeque<oneshot::Sender<Arrival>>>,
 }
 
 #[tokio::main]
@@ -62,14 +63,13 @@ async fn main() -> anyhow::Result<()> {
         args.url.starts_with("ws://127.0.0.1:") || args.url.starts_with("ws://localhost:"),
         "this load generator only targets 127.0.0.1"
     );
-    let results: Results = Arc::default();
     let closed = Arc::new(AtomicUsize::new(0));
     let received = Arc::new(AtomicUsize::new(0));
 
     println!("connecting {} clients to {}", args.clients, args.url);
     let started = Instant::now();
     let clients: Vec<Arc<Client>> = futures::stream::iter(0..args.clients)
-        .map(|_| connect(&args.url, results.clone(), closed.clone(), received.clone()))
+        .map(|_| connect(&args.url, closed.clone(), received.clone()))
         .buffer_unordered(args.connect_concurrency)
         .collect::<Vec<_>>()
         .await
@@ -90,24 +90,21 @@ async fn main() -> anyhow::Result<()> {
     for job in 0..args.jobs {
         ticker.tick().await;
         let client = clients[job % clients.len()].clone();
-        let results = results.clone();
         let nationality = nationalities[job % nationalities.len()];
         pending.push(tokio::spawn(async move {
             let sent = Instant::now();
             let frame = json!({"action": "process", "client_ref": job.to_string(),
                 "request": {"kind": "report", "filter": {"nationality": nationality}}});
-            // One `process` at a time per client, so `accepted` replies pair up.
-            let mut accepted = client.accepted.lock().await;
-            client
-                .outbox
-                .send(Message::Text(frame.to_string().into()))
-                .ok()?;
-            let id = tokio::time::timeout(Duration::from_secs(30), accepted.recv())
-                .await
-                .ok()??;
-            drop(accepted);
             let (tx, rx) = oneshot::channel();
-            results.lock().await.insert(id, tx);
+            {
+                // Queued and sent under one lock, so the orders match.
+                let mut waiting = client.waiting.lock().unwrap();
+                waiting.push_back(tx);
+                client
+                    .outbox
+                    .send(Message::Text(frame.to_string().into()))
+                    .ok()?;
+            }
             let (finished_at, at, received_at) = tokio::time::timeout(Duration::from_secs(60), rx)
                 .await
                 .ok()?
@@ -173,7 +170,6 @@ static FINISHED: Mutex<Vec<String>> = Mutex::const_new(Vec::new());
 
 async fn connect(
     url: &str,
-    results: Results,
     closed: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
 ) -> anyhow::Result<Arc<Client>> {
@@ -183,7 +179,11 @@ async fn connect(
     let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut to_send) = mpsc::unbounded_channel::<Message>();
-    let (accepted_tx, accepted) = mpsc::unbounded_channel();
+    let client = Arc::new(Client {
+        outbox,
+        waiting: Default::default(),
+    });
+    let reader = client.clone();
     tokio::spawn(async move {
         while let Some(m) = to_send.recv().await {
             if sink.send(m).await.is_err() {
@@ -192,6 +192,7 @@ async fn connect(
         }
     });
     tokio::spawn(async move {
+        let mut results: HashMap<String, oneshot::Sender<Arrival>> = HashMap::new();
         while let Some(Ok(message)) = stream.next().await {
             let Message::Text(text) = message else {
                 continue;
@@ -204,16 +205,17 @@ async fn connect(
             };
             match value["type"].as_str() {
                 Some("accepted") => {
-                    let _ = accepted_tx.send(value["id"].as_str().unwrap_or_default().to_owned());
+                    let next = reader.waiting.lock().unwrap().pop_front();
+                    if let Some(tx) = next {
+                        results.insert(value["id"].as_str().unwrap_or_default().to_owned(), tx);
+                    }
                 }
                 Some("process-result") => {
                     let id = value["id"].as_str().unwrap_or_default().to_owned();
                     let finished_at = value["finished_at"]
                         .as_str()
                         .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-                    if let (Some(tx), Some(finished_at)) =
-                        (results.lock().await.remove(&id), finished_at)
-                    {
+                    if let (Some(tx), Some(finished_at)) = (results.remove(&id), finished_at) {
                         let mut finished = FINISHED.lock().await;
                         if finished.len() < 100 {
                             finished.push(id);
@@ -226,10 +228,7 @@ async fn connect(
         }
         closed.fetch_add(1, Ordering::SeqCst);
     });
-    Ok(Arc::new(Client {
-        outbox,
-        accepted: Mutex::new(accepted),
-    }))
+    Ok(client)
 }
 
 fn report(what: &str, values: &mut [f64]) {

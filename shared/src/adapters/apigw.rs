@@ -12,13 +12,23 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 
 use crate::ports::{Notifier, NotifyError};
 
+/// Posts in flight at once, per notifier. A burst (a result for thousands
+/// of subscribers) queues here rather than opening a connection per post:
+/// the SDK's pool reuses the ones it has, and API Gateway's rate limit on
+/// the Management API is not hit all at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+
 pub struct ManagementApiNotifier {
     client: Client,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl ManagementApiNotifier {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        }
     }
 
     /// A client for the Management API at `endpoint`, with the rest of the
@@ -34,6 +44,11 @@ impl ManagementApiNotifier {
 #[async_trait]
 impl Notifier for ManagementApiNotifier {
     async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), NotifyError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let sent = self
             .client
             .post_to_connection()
