@@ -12,6 +12,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use shared::adapters::hub::ConnectionHub;
 use shared::api::{self, ApiError, QueryApi};
 use shared::jobs::{Enqueuer, ProcessError, Worker, process};
@@ -30,6 +31,8 @@ pub struct App {
     pub ws: WsApi,
     /// The live WebSocket connections.
     pub hub: Arc<ConnectionHub>,
+    /// The Prometheus recorder's view, served at `/metrics` (none: 404).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl App {
@@ -52,13 +55,44 @@ impl App {
                 enqueuer: enqueuer(),
             },
             hub,
+            metrics: None,
         }
+    }
+
+    /// Serves the metrics of `handle` at `/metrics`.
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+}
+
+/// Installs the process-wide Prometheus recorder (once per process).
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    shared::telemetry::describe();
+    Ok(handle)
+}
+
+/// `GET /metrics`: every metric in Prometheus' text format.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match &app.metrics {
+        Some(handle) => {
+            handle.run_upkeep();
+            Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Body::from(handle.render()))
+                .expect("a valid response")
+        }
+        None => ApiError::NotFound("metrics are not enabled".into())
+            .into_response()
+            .map(Body::from),
     }
 }
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ws", get(websocket::upgrade))
+        .route("/metrics", get(metrics))
         .route(
             "/@connections/{id}",
             get(websocket::get)

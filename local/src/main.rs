@@ -35,12 +35,23 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // LOG_FORMAT=json: one JSON object per line, with the span fields
+    // (correlation_id, request_id, ...), as the Lambdas log on AWS.
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let metrics = local::install_metrics()?;
     let args = Args::parse();
 
     let started = Instant::now();
@@ -97,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         jobs_config.workers,
         Duration::from_secs(1),
     );
-    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub));
+    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub).with_metrics(metrics));
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;

@@ -78,6 +78,7 @@ pub async fn upgrade(
 async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, info: ConnectionInfo) {
     let (mut sink, mut frames) = socket.split();
     let mut outbox = app.hub.register(&connection_id, info.clone());
+    metrics::gauge!(shared::telemetry::WS_CONNECTIONS).increment(1.0);
     let mut writer = tokio::spawn(async move {
         while let Some(out) = outbox.recv().await {
             let message = match out {
@@ -134,6 +135,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
         }
     }
     app.hub.unregister(&connection_id);
+    metrics::gauge!(shared::telemetry::WS_CONNECTIONS).decrement(1.0);
     writer.abort();
     let event = event(
         &connection_id,

@@ -3,6 +3,7 @@
 mod support;
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use shared::domain::Person;
@@ -406,4 +407,83 @@ async fn queries_racing_an_import_always_answer_and_never_go_back() {
     let (_, page) = server.get("/people?nationality=Racingland").await;
     assert_eq!(page["total"], 1000, "searchable once the import completed");
     server.shutdown().await;
+}
+
+/// With `LOG_FORMAT=json`, every log line of a request's way (HTTP, queue,
+/// worker, push) carries the correlation id the client sent.
+#[test]
+fn json_logs_carry_the_correlation_id_from_http_to_the_push() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--people", "1000"])
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let accepted: Value = reqwest::Client::new()
+            .post(format!("{base}/requests"))
+            .header("x-correlation-id", "corr-e2e-7")
+            .body(r#"{"kind":"report","filter":{"nationality":"Swiss"}}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        loop {
+            let record: Value = reqwest::get(format!("{base}/requests/{id}"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if record["status"] == "completed" {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut messages = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if entry.to_string().contains("corr-e2e-7") {
+            messages.push(entry["fields"]["message"].as_str().unwrap_or("").to_owned());
+            // The request id travels with it.
+            if entry["fields"]["message"] != "request queued" {
+                assert!(entry.to_string().contains(&id), "{entry}");
+            }
+        }
+    }
+    child.wait().unwrap();
+    for expected in ["request queued", "processing", "request finished", "pushed"] {
+        assert!(
+            messages.iter().any(|m| m == expected),
+            "no {expected:?} line with the correlation id in {messages:?}"
+        );
+    }
 }

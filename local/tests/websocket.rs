@@ -390,3 +390,56 @@ async fn the_management_api_answers_like_api_gateway() {
     );
     server.shutdown().await;
 }
+
+/// The value of the Prometheus sample `name{labels}` in `text` (0 if absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_requests_jobs_and_pushes() {
+    let server = Server::start().await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "process", "request": report("Greek")}),
+    )
+    .await;
+    let id = next(&mut socket).await["id"].as_str().unwrap().to_owned();
+    until_result(&mut socket, &id).await;
+    send(&mut socket, json!({"action": "dance"})).await;
+    assert_eq!(next(&mut socket).await["code"], "unknown_action");
+    let (status, _) = server.get("/people?search=a").await;
+    assert_eq!(status, 200);
+
+    let response = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    // Other tests of this binary count too: at least this test's events.
+    for (series, at_least) in [
+        (
+            r#"http_request_duration_ms_count{route="people",status="2xx"}"#,
+            1.0,
+        ),
+        (r#"ws_events_total{route="process"}"#, 1.0),
+        (r#"ws_bad_frames_total{code="unknown_action"}"#, 1.0),
+        (r#"jobs_total{outcome="completed"}"#, 1.0),
+        (r#"ws_pushes_total{outcome="delivered"}"#, 3.0),
+        (r#"job_queue_age_ms_count{kind="report"}"#, 1.0),
+        (r#"job_duration_ms_count{outcome="completed"}"#, 1.0),
+    ] {
+        assert!(sample(&text, series) >= at_least, "{series} in\n{text}");
+    }
+    assert!(text.contains("# HELP http_request_duration_ms"), "{text}");
+    server.shutdown().await;
+}

@@ -8,8 +8,11 @@ pub mod datagen;
 pub mod domain;
 pub mod jobs;
 pub mod jsonl;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ports;
 pub mod search;
+pub mod telemetry;
 pub mod text;
 pub mod wiring;
 pub mod ws;

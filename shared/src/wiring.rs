@@ -73,6 +73,9 @@ pub async fn open_people(
             (store, engine, version)
         }
     };
+    metrics::histogram!(crate::telemetry::INDEX_MS, "what" => "build")
+        .record(crate::telemetry::ms_since(started));
+    metrics::gauge!(crate::telemetry::INDEX_PEOPLE).set(engine.snapshot().len() as f64);
     tracing::info!(
         people = engine.snapshot().len(),
         seconds = started.elapsed().as_secs_f64(),

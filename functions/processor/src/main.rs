@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::Error;
+use metrics_cloudwatch_embedded::lambda::handler::run;
 use shared::config::{JobsConfig, PeopleConfig};
 use shared::jobs::Worker;
 use shared::search::Refresh;
@@ -11,6 +12,7 @@ use shared::wiring::{open_jobs, open_people, open_pusher};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let metrics = shared::lambda::init_metrics("processor")?;
     let people = open_people(&PeopleConfig::from_env()?, None, Refresh::Inline).await?;
     let jobs_config = JobsConfig::from_env()?;
     let jobs = open_jobs(&jobs_config).await?;
@@ -20,5 +22,5 @@ async fn main() -> Result<(), Error> {
         max_receives: jobs.max_receives,
         pusher: open_pusher(&jobs_config, None).await?,
     };
-    run(service_fn(|event| processor::handler(&worker, event))).await
+    run(metrics, |event| processor::handler(&worker, event)).await
 }

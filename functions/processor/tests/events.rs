@@ -178,3 +178,41 @@ async fn a_message_for_an_unknown_request_is_not_acknowledged() {
     let response = run(&worker, event(&other), 60).await;
     assert_eq!(failed_ids(&response).len(), 1);
 }
+
+/// The Embedded Metric Format document the function writes to its log
+/// after an invocation carries the job metrics, in the service's namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_writes_its_metrics_in_embedded_metric_format() {
+    // The one recorder of this test binary; other tests' jobs count too.
+    let collector = shared::lambda::init_metrics("processor").unwrap();
+    let (worker, _) = worker().await;
+    let response = run(&worker, event(REPORT), 60).await;
+    assert!(failed_ids(&response).is_empty());
+    let mut log = Vec::new();
+    collector.flush(&mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    let documents: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON document per line"))
+        .collect();
+    let completed = documents
+        .iter()
+        .find(|d| d["outcome"] == "completed" && d.get("jobs_total").is_some())
+        .unwrap_or_else(|| panic!("no jobs_total for completed in {log}"));
+    assert!(completed["jobs_total"].as_f64().unwrap() >= 1.0);
+    assert_eq!(completed["function"], "processor");
+    let directive = &completed["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], shared::lambda::NAMESPACE);
+    assert!(
+        directive["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("outcome"))
+    );
+    assert!(
+        documents
+            .iter()
+            .any(|d| d.get("job_queue_age_ms").is_some() && d["kind"] == "report"),
+        "{log}"
+    );
+}

@@ -1,6 +1,7 @@
 //! WebSocket Lambda: connections, subscriptions, and `process` frames.
 
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::Error;
+use metrics_cloudwatch_embedded::lambda::handler::run;
 use shared::config::JobsConfig;
 use shared::jobs::Enqueuer;
 use shared::wiring::{open_jobs, open_pusher};
@@ -9,6 +10,7 @@ use shared::ws::WsApi;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    let metrics = shared::lambda::init_metrics("websocket")?;
     let config = JobsConfig::from_env()?;
     let jobs = open_jobs(&config).await?;
     let api = WsApi {
@@ -18,5 +20,5 @@ async fn main() -> Result<(), Error> {
             queue: jobs.queue,
         },
     };
-    run(service_fn(|event| websocket::handler(&api, event))).await
+    run(metrics, |event| websocket::handler(&api, event)).await
 }

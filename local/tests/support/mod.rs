@@ -77,7 +77,9 @@ impl Server {
             connections: connections.clone(),
             notifier,
         };
-        let app = Arc::new(local::App::new(&people, &jobs, pusher.clone(), hub.clone()));
+        let app = Arc::new(
+            local::App::new(&people, &jobs, pusher.clone(), hub.clone()).with_metrics(metrics()),
+        );
         let server = {
             let (stop, stopped) = oneshot::channel::<()>();
             let done = tokio::spawn(local::serve(listener, local::router(app), async {
@@ -159,6 +161,15 @@ impl Server {
         self.stop.take().unwrap().send(()).unwrap();
         self.done.await.unwrap().unwrap();
     }
+}
+
+/// The process-wide Prometheus recorder, installed by the first server.
+pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| local::install_metrics().expect("the first recorder installs"))
+        .clone()
 }
 
 /// The AWS SDK's Management API client, pointed at the local server, with

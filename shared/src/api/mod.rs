@@ -47,9 +47,30 @@ struct FilterOptions {
 /// Routes one request. Never fails: every error is a JSON error response.
 #[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.uri().path()))]
 pub async fn handle(api: &QueryApi, req: Request<Bytes>) -> Response<Bytes> {
-    match route(api, &req).await {
+    let start = std::time::Instant::now();
+    let response = match route(api, &req).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
+    };
+    crate::telemetry::http_request(
+        route_name(req.uri().path()),
+        response.status().as_u16(),
+        start,
+    );
+    response
+}
+
+/// The route a path belongs to, as a metric label (never the path itself:
+/// ids would make every request its own series).
+fn route_name(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["people"] => "people",
+        ["people", _] => "person",
+        ["filters"] => "filters",
+        ["requests"] => "submit",
+        ["requests", _] => "request",
+        _ => "unknown",
     }
 }
 
@@ -108,6 +129,13 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
 /// `POST /requests`: the enqueue function's one route.
 #[tracing::instrument(skip_all, fields(correlation_id))]
 pub async fn handle_submit(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
+    let start = std::time::Instant::now();
+    let response = submit_route(deps, req).await;
+    crate::telemetry::http_request("submit", response.status().as_u16(), start);
+    response
+}
+
+async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
     let correlation_id = correlation_id(&req);
     tracing::Span::current().record("correlation_id", correlation_id.as_str());
     let path = req.uri().path();

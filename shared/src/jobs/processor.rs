@@ -19,6 +19,7 @@ use super::model::{Job, JobError, JobMessage, RequestRecord, RequestStatus};
 use super::report::report;
 use crate::domain::Person;
 use crate::ports::{Outcome, RequestStore, Started, StoreError};
+use crate::telemetry;
 use crate::wiring::People;
 use crate::ws::Pusher;
 
@@ -88,6 +89,28 @@ pub async fn process(
     receive_count: u32,
     deadline: Option<Instant>,
 ) -> Result<Processed, ProcessError> {
+    let start = Instant::now();
+    let processed = deliver(worker, body, receive_count, deadline).await;
+    let outcome = match &processed {
+        Ok(Processed::Completed) => "completed",
+        Ok(Processed::Failed) => "failed",
+        Ok(Processed::Duplicate) => "duplicate",
+        Err(ProcessError::Malformed(_)) => "malformed",
+        Err(ProcessError::UnknownRequest(_)) => "unknown_request",
+        Err(ProcessError::Retry { .. }) => "retry",
+    };
+    telemetry::job(outcome);
+    metrics::histogram!(telemetry::JOB_DURATION_MS, "outcome" => outcome)
+        .record(telemetry::ms_since(start));
+    processed
+}
+
+async fn deliver(
+    worker: &Worker,
+    body: &str,
+    receive_count: u32,
+    deadline: Option<Instant>,
+) -> Result<Processed, ProcessError> {
     let message: JobMessage =
         serde_json::from_str(body).map_err(|e| ProcessError::Malformed(e.to_string()))?;
     let span = tracing::Span::current();
@@ -135,7 +158,14 @@ async fn run(
             return Ok(Processed::Duplicate);
         }
         Started::Started(record) => {
-            tracing::info!(attempt = record.attempts, "processing");
+            let waited = (Utc::now() - record.created_at).num_milliseconds().max(0);
+            metrics::histogram!(telemetry::JOB_QUEUE_AGE_MS, "kind" => kind_label(record.kind))
+                .record(waited as f64);
+            tracing::info!(
+                attempt = record.attempts,
+                queue_age_ms = waited,
+                "processing"
+            );
             worker
                 .pusher
                 .status_to_subscribers(id, RequestStatus::Processing)
@@ -232,6 +262,13 @@ fn person(request_id: &str, index: usize, value: &Value) -> Result<Person, Strin
     let person: Person = serde_json::from_value(value).map_err(|e| e.to_string())?;
     person.validate()?;
     Ok(person)
+}
+
+fn kind_label(kind: super::model::JobKind) -> &'static str {
+    match kind {
+        super::model::JobKind::Report => "report",
+        super::model::JobKind::Import => "import",
+    }
 }
 
 /// The record as `finish` left it.

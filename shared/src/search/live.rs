@@ -146,6 +146,7 @@ impl LiveIndex {
     /// so it is swept in for good. Each change is read at most about twice,
     /// not once per refresh.
     async fn catch_up(self: &Arc<Self>, feed: &Feed) -> Result<usize, StoreError> {
+        let start = std::time::Instant::now();
         let seen = feed.seen.load(Ordering::Acquire);
         let overlap = feed.store.feed_overlap();
         let mut since = seen;
@@ -181,9 +182,14 @@ impl LiveIndex {
             feed.swept.fetch_max(safe, Ordering::AcqRel);
         }
         if changed > 0 {
+            let people = self.engine.snapshot().len();
+            metrics::histogram!(crate::telemetry::INDEX_MS, "what" => "refresh")
+                .record(crate::telemetry::ms_since(start));
+            metrics::gauge!(crate::telemetry::INDEX_PEOPLE).set(people as f64);
             tracing::info!(
                 changed,
                 seen = newest,
+                people,
                 "index caught up with the change feed"
             );
         }

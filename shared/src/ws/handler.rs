@@ -41,6 +41,14 @@ pub async fn handle(
         tracing::error!("event without a connection id");
         return status(400);
     }
+    let label = match route {
+        "$connect" => "$connect",
+        "$disconnect" => "$disconnect",
+        "subscribe" => "subscribe",
+        "process" => "process",
+        _ => "$default",
+    };
+    metrics::counter!(crate::telemetry::WS_EVENTS, "route" => label).increment(1);
     match route {
         "$connect" => match api
             .pusher
@@ -99,6 +107,7 @@ async fn on_frame(
         .map_err(|e| e.into_frame_error(client_ref.as_deref(), None, correlation_id)),
     };
     if let Err(e) = outcome {
+        metrics::counter!(crate::telemetry::WS_BAD_FRAMES, "code" => e.code).increment(1);
         pusher
             .send(connection_id, &ServerMessage::frame_error(&e))
             .await;

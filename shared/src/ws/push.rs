@@ -11,6 +11,7 @@ use futures::StreamExt;
 use super::{MAX_MESSAGE_BYTES, ServerMessage};
 use crate::jobs::{RequestRecord, RequestStatus};
 use crate::ports::{ConnectionStore, Notifier, NotifyError};
+use crate::telemetry::{GONE_CONNECTIONS, PUSHES};
 
 /// Pushes to the subscribers of one request that run at once.
 const PUSH_CONCURRENCY: usize = 32;
@@ -104,7 +105,13 @@ impl Pusher {
                 Delivery::Failed => report.failed += 1,
             }
         }
-        tracing::debug!(request_id, ?report, "pushed");
+        tracing::info!(
+            request_id,
+            delivered = report.delivered,
+            gone = report.gone,
+            failed = report.failed,
+            "pushed"
+        );
         report
     }
 
@@ -120,11 +127,16 @@ impl Pusher {
         let mut if_too_large = if_too_large;
         loop {
             match self.notifier.post(connection_id, data).await {
-                Ok(()) => return Delivery::Delivered,
+                Ok(()) => {
+                    metrics::counter!(PUSHES, "outcome" => "delivered").increment(1);
+                    return Delivery::Delivered;
+                }
                 Err(NotifyError::TooLarge) if if_too_large.is_some() => {
                     data = if_too_large.take().expect("checked");
                 }
                 Err(NotifyError::Gone) => {
+                    metrics::counter!(PUSHES, "outcome" => "gone").increment(1);
+                    metrics::counter!(GONE_CONNECTIONS).increment(1);
                     tracing::info!(connection_id, "connection gone; removing it");
                     if let Err(e) = self.connections.disconnect(connection_id).await {
                         // Its records expire with their TTL all the same.
@@ -133,6 +145,7 @@ impl Pusher {
                     return Delivery::Gone;
                 }
                 Err(e) => {
+                    metrics::counter!(PUSHES, "outcome" => "failed").increment(1);
                     tracing::warn!(connection_id, error = ?e, "push failed");
                     return Delivery::Failed;
                 }
