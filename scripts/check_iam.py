@@ -17,6 +17,18 @@ It also fails on AWS managed policies that grant everything or a whole
 service (AdministratorAccess, PowerUserAccess, *FullAccess) named in
 `Policies:` or `ManagedPolicyArns:`.
 
+Two resource-based grants are checked too:
+
+- an `AWS::Lambda::Permission` for API Gateway (`apigateway.amazonaws.com`)
+  must have a `SourceArn` that names one API (`API/STAGE/...` or
+  `API/authorizers/ID`): without one, any API in any account may invoke
+  the function;
+- an `AWS::Serverless::HttpApi` whose `DefinitionBody` declares a security
+  scheme (an authorizer) must list every HttpApi event route of the
+  functions on it, each with a `security` entry: SAM would add a route
+  missing there without any authorizer. A listed route that no function
+  serves fails as well.
+
 SAM policy templates (`- DynamoDBReadPolicy: {...}`) are not statements and
 are left alone: they are scoped by their parameters.
 
@@ -247,6 +259,83 @@ def check(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_invoke_permissions(template: dict[str, Any]) -> list[str]:
+    """API Gateway's permissions to invoke functions name their API."""
+    params = template.get("Parameters") or {}
+    problems: list[str] = []
+    for name, resource in (template.get("Resources") or {}).items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Lambda::Permission":
+            continue
+        props = resource.get("Properties") or {}
+        principals = list(possible_strings(props.get("Principal", ""), params))
+        if not any(p.startswith("apigateway.") for p in principals):
+            continue
+        arns = list(possible_strings(props.get("SourceArn"), params)) if "SourceArn" in props else []
+        if not arns:
+            problems.append(f"{name}: API Gateway may invoke the function from any API (no SourceArn)")
+        for arn in arns:
+            m = ARN.match(arn)
+            parts = m.group("resource").split("/") if m and m.group("service") == "execute-api" else []
+            if len(parts) < 2 or "*" in parts[0] or not parts[1]:
+                problems.append(f"{name}: SourceArn {arn!r} does not name one API and its stage or authorizer")
+    return problems
+
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace", "x-amazon-apigateway-any-method"}
+
+
+def _branches(value: Any) -> list[Any]:
+    """Both branches of an `Fn::If` (recursively), else the value itself."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"} and isinstance(value["Fn::If"], list) and len(value["Fn::If"]) == 3:
+        return _branches(value["Fn::If"][1]) + _branches(value["Fn::If"][2])
+    return [value]
+
+
+def check_http_routes_authorized(template: dict[str, Any]) -> list[str]:
+    """Every route of an HTTP API with an authorizer in its OpenAPI body
+    carries a `security` there, and every route listed there is served."""
+    resources = template.get("Resources") or {}
+    events: dict[str, dict[tuple[str, str], str]] = {}
+    for fname, fn in resources.items():
+        if not isinstance(fn, dict) or fn.get("Type") != "AWS::Serverless::Function":
+            continue
+        for ename, event in ((fn.get("Properties") or {}).get("Events") or {}).items():
+            if not isinstance(event, dict) or event.get("Type") != "HttpApi":
+                continue
+            eprops = event.get("Properties") or {}
+            api = eprops.get("ApiId")
+            if isinstance(api, dict) and isinstance(api.get("Ref"), str):
+                route = (str(eprops.get("Path", "")), str(eprops.get("Method", "")).lower())
+                events.setdefault(api["Ref"], {})[route] = f"{fname}.Events.{ename}"
+    problems: list[str] = []
+    for name, api in resources.items():
+        if not isinstance(api, dict) or api.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        body = (api.get("Properties") or {}).get("DefinitionBody")
+        if not isinstance(body, dict):
+            continue
+        schemes = [c.get("securitySchemes") for c in _branches(body.get("components")) if isinstance(c, dict)]
+        if not any(schemes):
+            continue
+        listed: dict[tuple[str, str], Any] = {}
+        for path, item in (body.get("paths") or {}).items():
+            for branch in _branches(item):
+                for method, operation in (branch.items() if isinstance(branch, dict) else []):
+                    if method.lower() in HTTP_METHODS:
+                        listed[(path, method.lower())] = operation
+        served = events.get(name, {})
+        for route, where in sorted(served.items()):
+            operation = listed.get(route)
+            if not isinstance(operation, dict) or "security" not in operation:
+                problems.append(
+                    f"{where}: {route[1].upper()} {route[0]} is not in {name}'s DefinitionBody with a "
+                    "`security`, so it would have no authorizer"
+                )
+        for route in sorted(set(listed) - set(served)):
+            problems.append(f"{name}.DefinitionBody: {route[1].upper()} {route[0]} is listed but no function serves it")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else "template.yaml")
     try:
@@ -254,7 +343,7 @@ def main(argv: list[str]) -> int:
     except (OSError, yaml.YAMLError, ValueError) as e:
         print(f"check_iam: cannot read {path}: {e}", file=sys.stderr)
         return 2
-    problems = check(template)
+    problems = check(template) + check_invoke_permissions(template) + check_http_routes_authorized(template)
     if problems:
         print(f"check_iam: {path}: {len(problems)} IAM grant(s) broader than least privilege:", file=sys.stderr)
         for p in problems:
