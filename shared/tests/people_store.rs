@@ -729,3 +729,75 @@ mod scenario_index_follows_the_store {
         super::scenario_index_follows_the_store(store).await;
     }
 }
+
+/// Plays a throttled DynamoDB on the wire: the next `remaining` responses
+/// become HTTP 400 `ThrottlingException`, as DynamoDB sends it.
+#[derive(Debug, Clone)]
+struct Throttle {
+    remaining: Arc<AtomicUsize>,
+    attempts: Arc<AtomicUsize>,
+}
+
+impl Intercept for Throttle {
+    fn name(&self) -> &'static str {
+        "Throttle"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let throttle = self
+            .remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if throttle {
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+            let response = http::Response::builder()
+                .status(400)
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amzn-errortype", "ThrottlingException")
+                .body(aws_smithy_types::body::SdkBody::from(body))?;
+            *context.response_mut() = response.try_into()?;
+        }
+        Ok(())
+    }
+}
+
+/// Throttling is retried by the SDK (standard mode: at most 3 attempts,
+/// exponential backoff with jitter); past that it is `Unavailable`, which
+/// callers retry later, never `Permanent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_on_the_wire_is_retried_then_reported_as_unavailable() {
+    let client = moto_client();
+    let table = fresh_table(&client, "throttled").await;
+    DynamoPeopleStore::new(client, &table)
+        .put_batch(&numbered("t", 1))
+        .await
+        .unwrap();
+    let throttle = Throttle {
+        remaining: Arc::new(AtomicUsize::new(0)),
+        attempts: Arc::new(AtomicUsize::new(0)),
+    };
+    let throttled = tokio::task::block_in_place(|| {
+        Client::from_conf(moto::config().interceptor(throttle.clone()).build())
+    });
+    let store = DynamoPeopleStore::new(throttled, &table);
+
+    // Two throttled answers: the third attempt gets through.
+    throttle.remaining.store(2, Ordering::SeqCst);
+    let started = Instant::now();
+    let found = store.get("t00000").await.unwrap();
+    assert_eq!(found.map(|p| p.id).as_deref(), Some("t00000"));
+    assert_eq!(throttle.attempts.swap(0, Ordering::SeqCst), 3);
+    assert!(started.elapsed() > Duration::ZERO);
+
+    // Throttled longer than the SDK retries: a retryable error.
+    throttle.remaining.store(10, Ordering::SeqCst);
+    let err = store.get("t00000").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert_eq!(throttle.attempts.load(Ordering::SeqCst), 3);
+}

@@ -257,6 +257,9 @@ pub struct MemoryQueue {
     dead: Arc<std::sync::Mutex<Vec<String>>>,
     /// Makes the next `n` sends fail (fault injection for tests).
     fail_sends: std::sync::atomic::AtomicUsize,
+    /// How long a delivery may run before the message is delivered again
+    /// (to another worker) while it goes on, as SQS's visibility timeout.
+    visibility: std::time::Duration,
 }
 
 struct Delivery {
@@ -272,6 +275,7 @@ impl Default for MemoryQueue {
             rx: std::sync::Mutex::new(Some(rx)),
             dead: Arc::default(),
             fail_sends: std::sync::atomic::AtomicUsize::new(0),
+            visibility: crate::adapters::sqs::VISIBILITY_TIMEOUT,
         }
     }
 }
@@ -279,6 +283,13 @@ impl Default for MemoryQueue {
 impl MemoryQueue {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A delivery still running after `visibility` is delivered again
+    /// (default: the SQS queue's visibility timeout).
+    pub fn with_visibility_timeout(mut self, visibility: std::time::Duration) -> Self {
+        self.visibility = visibility;
+        self
     }
 
     /// Sends the raw `body`, as a producer outside this code might.
@@ -307,7 +318,10 @@ impl MemoryQueue {
     }
 
     /// Starts `workers` tasks that hand each message to `handle(body,
-    /// receive_count)`; an `Err` redelivers it. Call once.
+    /// receive_count)`. As with SQS, the message comes back after
+    /// `redeliver_after` if the delivery fails (`Err`) or its worker dies
+    /// (the handler panics), and after the visibility timeout if it is
+    /// still running (which goes on). Call once.
     pub fn run_workers<F, Fut>(
         self: &Arc<Self>,
         workers: usize,
@@ -316,8 +330,9 @@ impl MemoryQueue {
         handle: F,
     ) where
         F: Fn(String, u32) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<(), String>> + Send,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
+        let visibility = self.visibility;
         let rx = self
             .rx
             .lock()
@@ -339,7 +354,17 @@ impl MemoryQueue {
                         return;
                     };
                     delivery.receives += 1;
-                    if let Err(reason) = handle(delivery.body.clone(), delivery.receives).await {
+                    // Its own task: a panic is this delivery's death, not
+                    // the worker loop's.
+                    let running = tokio::spawn(handle(delivery.body.clone(), delivery.receives));
+                    let outcome = match tokio::time::timeout(visibility, running).await {
+                        Ok(Ok(done)) => done,
+                        Ok(Err(died)) => Err(format!("the worker died: {died}")),
+                        Err(_) => Err(format!(
+                            "still running after the visibility timeout ({visibility:?})"
+                        )),
+                    };
+                    if let Err(reason) = outcome {
                         if delivery.receives >= max_receives {
                             tracing::error!(%reason, receives = delivery.receives, "message moved to the dead-letter list");
                             dead.lock()

@@ -4,6 +4,7 @@ pub mod apigw;
 pub mod dynamodb;
 pub mod dynamodb_connections;
 pub mod dynamodb_requests;
+pub mod faults;
 pub mod hub;
 pub mod memory;
 pub mod memory_connections;

@@ -21,7 +21,7 @@ use crate::domain::Person;
 use crate::ports::{Outcome, RequestStore, Started, StoreError};
 use crate::telemetry;
 use crate::wiring::People;
-use crate::ws::Pusher;
+use crate::ws::{Progress, Pusher};
 
 /// Work is not started with less time than this left before the deadline;
 /// the message goes back to the queue instead of being cut off mid-write.
@@ -118,16 +118,40 @@ async fn deliver(
     span.record("correlation_id", message.correlation_id.as_str());
     span.record("kind", tracing::field::debug(message.job.kind()));
     let result = run(worker, &message, deadline).await;
+    let permanent = matches!(
+        &result,
+        Err(ProcessError::Retry {
+            source: Some(StoreError::Permanent(_)),
+            ..
+        })
+    );
     match result {
-        Err(ProcessError::Retry { reason, source }) if receive_count >= worker.max_receives => {
-            // The last delivery: finish the request as failed so that no
-            // request stays `processing` after its message is dead-lettered.
-            tracing::error!(%reason, error = ?source, receive_count, "giving up on the request");
+        Err(ProcessError::Retry { reason, source })
+            if permanent || receive_count >= worker.max_receives =>
+        {
+            // A permanent storage error (a missing table, a denied call)
+            // will not pass on another delivery; after the last delivery
+            // nothing will come. Either way, finish the request as failed,
+            // so that no request stays `processing` and its client learns.
+            let (code, text) = if permanent {
+                tracing::error!(%reason, error = ?source, receive_count, "permanent storage error; failing the request");
+                (
+                    "storage_error",
+                    format!(
+                        "the request could not be processed (correlation id {})",
+                        message.correlation_id
+                    ),
+                )
+            } else {
+                tracing::error!(%reason, error = ?source, receive_count, "giving up on the request");
+                (
+                    "gave_up",
+                    format!("processing failed {receive_count} times; submit the request again"),
+                )
+            };
             let outcome = Outcome::Failed(JobError {
-                code: "gave_up".into(),
-                message: format!(
-                    "processing failed {receive_count} times; submit the request again"
-                ),
+                code: code.into(),
+                message: text,
             });
             let id = &message.request_id;
             if worker.requests.finish(id, outcome, Utc::now()).await?
@@ -231,6 +255,7 @@ async fn import(
             }),
         }
     }
+    let mut done = 0;
     for chunk in accepted.chunks(IMPORT_CHUNK) {
         time_left(deadline)?;
         let report = worker.people.store.put_batch(chunk).await?;
@@ -239,6 +264,17 @@ async fn import(
                 reason: format!("{} people could not be written", report.failed.len()),
                 source: None,
             });
+        }
+        done += chunk.len();
+        if done < accepted.len() {
+            let progress = Progress {
+                done,
+                total: accepted.len(),
+            };
+            worker
+                .pusher
+                .progress_to_subscribers(request_id, progress)
+                .await;
         }
     }
     // Searchable right after: this instance's index catches up now; other

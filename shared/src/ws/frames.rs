@@ -172,6 +172,13 @@ fn required_string(object: &mut Map<String, Value>, field: &str) -> Result<Strin
     }
 }
 
+/// How far a request is: `done` of `total` items (people of an import).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
 /// Every message the server sends.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -189,6 +196,9 @@ pub enum ServerMessage<'a> {
     ProcessStatus {
         id: &'a str,
         status: RequestStatus,
+        /// Long work (imports): how far it is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        progress: Option<Progress>,
     },
     ProcessResult {
         id: &'a str,

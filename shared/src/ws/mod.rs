@@ -19,7 +19,7 @@ mod frames;
 mod handler;
 mod push;
 
-pub use frames::{ClientFrame, FrameError, ServerMessage, parse_frame};
+pub use frames::{ClientFrame, FrameError, Progress, ServerMessage, parse_frame};
 pub use handler::{WsApi, handle};
 pub use push::{Delivery, PushReport, Pusher};
 

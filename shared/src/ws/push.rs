@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
-use super::{MAX_MESSAGE_BYTES, ServerMessage};
+use super::{MAX_MESSAGE_BYTES, Progress, ServerMessage};
 use crate::jobs::{RequestRecord, RequestStatus};
 use crate::ports::{ConnectionStore, Notifier, NotifyError};
 use crate::telemetry::{GONE_CONNECTIONS, PUSHES};
@@ -62,6 +62,22 @@ impl Pusher {
         let message = ServerMessage::ProcessStatus {
             id: request_id,
             status,
+            progress: None,
+        }
+        .to_bytes();
+        self.to_subscribers(request_id, &message, None).await
+    }
+
+    /// Tells every subscriber of a `processing` request how far it is.
+    pub async fn progress_to_subscribers(
+        &self,
+        request_id: &str,
+        progress: Progress,
+    ) -> PushReport {
+        let message = ServerMessage::ProcessStatus {
+            id: request_id,
+            status: RequestStatus::Processing,
+            progress: Some(progress),
         }
         .to_bytes();
         self.to_subscribers(request_id, &message, None).await

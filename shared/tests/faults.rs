@@ -1,0 +1,249 @@
+//! Faults injected through the ports (`shared::adapters::faults`), with the
+//! real processor behind the in-memory queue's worker pool (which, like
+//! SQS, redelivers a failed delivery, one whose worker died, and one still
+//! running after the visibility timeout). For each fault: no request is
+//! lost, no import is applied twice, no request stays `processing`, and the
+//! final state can be read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shared::adapters::faults::{Fault, Faults, FaultyPeopleStore, FaultyRequestStore};
+use shared::adapters::memory::{MemoryQueue, MemoryRequestStore};
+use shared::config::{JobsConfig, PeopleConfig};
+use shared::jobs::{Enqueuer, RequestRecord, RequestStatus, Worker, process, submit};
+use shared::ports::{PeopleStore, RequestStore};
+use shared::search::Refresh;
+use shared::wiring::{People, open_people, open_pusher};
+
+const BASE_PEOPLE: usize = 300;
+/// An import of this many people is written in 3 chunks of at most 100.
+const IMPORTED: usize = 250;
+
+struct System {
+    people: People,
+    requests: Arc<dyn RequestStore>,
+    enqueuer: Enqueuer,
+    queue: Arc<MemoryQueue>,
+    people_faults: Faults,
+    request_faults: Faults,
+}
+
+/// A system whose stores fail as armed, with 2 workers, 3 receives, and a
+/// visibility timeout of `visibility`.
+async fn system(visibility: Duration) -> System {
+    let config = PeopleConfig {
+        seed_people: BASE_PEOPLE,
+        ..PeopleConfig::from_lookup(|_| None).unwrap()
+    };
+    let plain = open_people(&config, None, Refresh::Inline).await.unwrap();
+    let people_faults = Faults::new();
+    let store: Arc<dyn PeopleStore> = Arc::new(FaultyPeopleStore {
+        inner: plain.store.clone(),
+        faults: people_faults.clone(),
+    });
+    // The index is built from, and follows, the faulty store, as a
+    // worker's follows its store.
+    let (engine, version) = shared::search::build_from_store(store.as_ref(), 1, &|_| {})
+        .await
+        .unwrap();
+    let index = Arc::new(shared::search::LiveIndex::following(
+        engine,
+        store.clone(),
+        version,
+        Duration::ZERO,
+        Refresh::Inline,
+    ));
+    let people = People { store, index };
+    let request_faults = Faults::new();
+    let requests: Arc<dyn RequestStore> = Arc::new(FaultyRequestStore {
+        inner: Arc::new(MemoryRequestStore::new()),
+        faults: request_faults.clone(),
+    });
+    let queue = Arc::new(MemoryQueue::new().with_visibility_timeout(visibility));
+    let worker = Arc::new(Worker {
+        people: people.clone(),
+        requests: requests.clone(),
+        max_receives: 3,
+        pusher: open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
+            .await
+            .unwrap(),
+    });
+    queue.run_workers(2, 3, Duration::from_millis(20), move |body, receives| {
+        let worker = Arc::clone(&worker);
+        async move {
+            process(&worker, &body, receives, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    });
+    System {
+        enqueuer: Enqueuer {
+            requests: requests.clone(),
+            queue: queue.clone(),
+        },
+        people,
+        requests,
+        queue,
+        people_faults,
+        request_faults,
+    }
+}
+
+fn import_body() -> Vec<u8> {
+    let people: Vec<Value> = (0..IMPORTED)
+        .map(|i| json!({"first_name": format!("Fault{i}"), "last_name": "Tester", "nationality": "Icelandic", "hobbies": ["Chess"]}))
+        .collect();
+    json!({"kind": "import", "people": people})
+        .to_string()
+        .into_bytes()
+}
+
+/// Submits, then waits until the request is finished; returns its record.
+async fn run_to_the_end(s: &System, body: &[u8]) -> RequestRecord {
+    let record = submit(&s.enqueuer, body, None, "fault-test").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Read past the faults: the test's own view of the store.
+        if let Ok(Some(r)) = s.requests.get(&record.id).await
+            && r.status.is_final()
+        {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request {} never finished",
+            record.id
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// People whose last name is "Tester" in the store and in the index.
+async fn imported_people(s: &System) -> (usize, u64) {
+    let mut in_store = 0;
+    for segment in 0..1 {
+        let mut start = None;
+        loop {
+            let page = s.people.store.scan(segment, 1, start).await.unwrap();
+            in_store += page
+                .people
+                .iter()
+                .filter(|p| p.last_name == "Tester")
+                .count();
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+    }
+    let filter = shared::domain::PeopleFilter::new("tester", vec![], vec![], Default::default());
+    let snapshot = s.people.index.current().await;
+    let in_index = snapshot
+        .search(&filter, &shared::search::PageStart::Offset(0), 1)
+        .total;
+    (in_store, in_index)
+}
+
+fn accepted(record: &RequestRecord) -> u64 {
+    record.result.as_ref().unwrap()["accepted"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_writes_are_retried_and_the_import_lands_once() {
+    let s = system(Duration::from_secs(60)).await;
+    // The first write of the first two deliveries is throttled.
+    s.people_faults.fail("put_batch", Fault::Unavailable, 2);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(record.status, RequestStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 3);
+    assert_eq!(accepted(&record), IMPORTED as u64);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+    assert!(s.queue.dead_letters().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_import_is_replaced_and_nothing_is_applied_twice() {
+    let s = system(Duration::from_secs(60)).await;
+    // The first chunk is written, then the worker dies.
+    s.people_faults.fail_after("put_batch", 1, Fault::Die, 1);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(s.people_faults.fired(), [("put_batch", Fault::Die)]);
+    assert_eq!(record.status, RequestStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 2);
+    assert_eq!(accepted(&record), IMPORTED as u64);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_is_overtaken_and_the_import_still_lands_once() {
+    // The first write stalls past the visibility timeout: the message is
+    // delivered again and a second worker runs it while the first goes on.
+    let s = system(Duration::from_millis(200)).await;
+    s.people_faults
+        .fail("put_batch", Fault::Delay(Duration::from_millis(800)), 1);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(record.status, RequestStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 2, "both deliveries started it");
+    assert_eq!(accepted(&record), IMPORTED as u64);
+    // Wait for the stalled one to finish too, then count.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+    let after = s.requests.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.result, record.result,
+        "the late finish changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_retries_fails_the_request_visibly() {
+    let s = system(Duration::from_secs(60)).await;
+    // Every delivery finds the request store throttling at start.
+    s.request_faults.fail("start", Fault::Unavailable, 3);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(record.status, RequestStatus::Failed);
+    assert_eq!(record.error.as_ref().unwrap().code, "gave_up");
+    assert_eq!(imported_people(&s).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_fails_the_request_at_once() {
+    let s = system(Duration::from_secs(60)).await;
+    s.people_faults.fail("put_batch", Fault::Permanent, 1);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(record.status, RequestStatus::Failed);
+    assert_eq!(record.attempts, 1, "not retried");
+    let error = record.error.unwrap();
+    assert_eq!(error.code, "storage_error");
+    // Only the correlation id, no internal error text.
+    assert!(!error.message.contains("injected"), "{}", error.message);
+    assert!(error.message.contains("fault-test"), "{}", error.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_finish_is_retried_and_the_result_is_kept() {
+    let s = system(Duration::from_secs(60)).await;
+    // The import's writes land; recording the result fails once.
+    s.request_faults.fail("finish", Fault::Unavailable, 1);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(record.status, RequestStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 2);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_leaves_no_request_queued() {
+    let s = system(Duration::from_secs(60)).await;
+    s.queue.fail_next_sends(1);
+    let refused = submit(&s.enqueuer, &import_body(), None, "fault-test").await;
+    assert!(refused.is_err());
+    // The client was told (503 over HTTP); and nothing stays queued.
+    let again = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(again.status, RequestStatus::Completed);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+}
