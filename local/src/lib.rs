@@ -70,6 +70,17 @@ impl App {
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     shared::telemetry::describe();
+    // Histograms buffer every sample until upkeep drains them into their
+    // summaries: without it, memory grows with every request.
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        })?;
     Ok(handle)
 }
 

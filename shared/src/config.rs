@@ -127,6 +127,7 @@ pub enum QueueType {
 /// | `REQUESTS_TABLE` | `requests` | with `STORAGE_TYPE=dynamodb`: the request records |
 /// | `MAX_RECEIVES` | `3` | deliveries before a message is dead-lettered (the queue's `maxReceiveCount`) |
 /// | `WORKERS` | `2` | memory queue: worker tasks of the local server |
+/// | `REQUESTS_RETENTION_SECS` | `3600` | memory storage: how long finished requests are kept (DynamoDB: the table's TTL) |
 /// | `CONNECTIONS_TABLE` | `connections` | with `STORAGE_TYPE=dynamodb`: WebSocket connections and subscriptions |
 /// | `WEBSOCKET_ENDPOINT` | | the API Gateway Management API to push through: the WebSocket stage URL, or a local server's `http://127.0.0.1:3000`; unset, the local server pushes in process |
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +140,8 @@ pub struct JobsConfig {
     pub workers: usize,
     pub connections_table: String,
     pub websocket_endpoint: Option<String>,
+    /// Memory storage: finished requests are kept this long.
+    pub requests_retention: Duration,
 }
 
 impl JobsConfig {
@@ -192,6 +195,7 @@ impl JobsConfig {
             workers: number(&get, "WORKERS", 2)?,
             connections_table: get("CONNECTIONS_TABLE").unwrap_or_else(|| "connections".to_owned()),
             websocket_endpoint,
+            requests_retention: Duration::from_secs(number(&get, "REQUESTS_RETENTION_SECS", 3600)?),
         })
     }
 }

@@ -133,6 +133,23 @@ pub enum Outcome {
     Failed(JobError),
 }
 
+impl Outcome {
+    /// `record` as [`RequestStore::finish`] leaves it.
+    pub fn apply_to(self, record: &mut RequestRecord, now: DateTime<Utc>) {
+        match self {
+            Outcome::Completed(result) => {
+                record.status = crate::jobs::RequestStatus::Completed;
+                record.result = Some(result);
+            }
+            Outcome::Failed(error) => {
+                record.status = crate::jobs::RequestStatus::Failed;
+                record.error = Some(error);
+            }
+        }
+        record.updated_at = now;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("the queue is unavailable for now")]

@@ -108,7 +108,9 @@ pub struct Jobs {
 /// The request store of `config` (the query function only reads it).
 pub async fn open_requests(config: &JobsConfig) -> Result<Arc<dyn RequestStore>, StartError> {
     Ok(match config.storage {
-        StorageType::Memory => Arc::new(MemoryRequestStore::new()),
+        StorageType::Memory => {
+            Arc::new(MemoryRequestStore::new().with_retention(config.requests_retention))
+        }
         StorageType::DynamoDb => Arc::new(DynamoRequestStore::new(
             aws_sdk_dynamodb::Client::new(&aws_config().await),
             &config.requests_table,

@@ -339,18 +339,21 @@ async fn dynamo_store(name: &str) -> DynamoRequestStore {
     DynamoRequestStore::new(client, table)
 }
 
+/// Each scenario twice: on the memory double (`$memory`, an expression)
+/// and on DynamoDB (`$dynamo(name)`, a fresh table per test).
 macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {$(
+    ($memory:expr, $dynamo:ident; $($scenario:ident),* $(,)?) => {$(
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                let store = super::MemoryRequestStore::new();
+                use super::*;
+                let store = $memory;
                 super::$scenario(&store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn dynamodb() {
-                let store = super::dynamo_store(stringify!($scenario)).await;
+                let store = super::$dynamo(stringify!($scenario)).await;
                 super::$scenario(&store).await;
             }
         }
@@ -358,6 +361,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    MemoryRequestStore::new(), dynamo_store;
     scenario_create_then_get,
     scenario_idempotency_key_returns_the_earlier_request,
     scenario_concurrent_creates_with_one_key_create_one_request,
@@ -1166,25 +1170,8 @@ async fn dynamo_connections(name: &str) -> DynamoConnectionStore {
     DynamoConnectionStore::new(client, table)
 }
 
-macro_rules! on_both_connection_stores {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                let store = super::MemoryConnectionStore::new();
-                super::$scenario(&store).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                let store = super::dynamo_connections(stringify!($scenario)).await;
-                super::$scenario(&store).await;
-            }
-        }
-    )*};
-}
-
-on_both_connection_stores!(
+on_both_stores!(
+    MemoryConnectionStore::new(), dynamo_connections;
     connections_scenario_subscribe_then_disconnect,
     connections_scenario_expired_subscriptions_are_not_followers,
     connections_scenario_a_connection_with_many_subscriptions_leaves_none,
@@ -1261,4 +1248,37 @@ async fn the_management_api_notifier_posts_on_the_wire() {
         .send()
         .await
         .unwrap();
+}
+
+/// The local server's request store forgets finished requests after its
+/// retention, as DynamoDB's TTL does; unfinished ones stay.
+#[tokio::test]
+async fn the_memory_request_store_expires_finished_requests() {
+    let store = MemoryRequestStore::new().with_retention(std::time::Duration::from_secs(60));
+    let t0 = Utc::now();
+    let done = RequestRecord::queued("done".into(), JobKind::Report, t0);
+    let open = RequestRecord::queued("open".into(), JobKind::Report, t0);
+    store.create(&done, Some("key-1")).await.unwrap();
+    store.create(&open, None).await.unwrap();
+    assert!(
+        store
+            .finish("done", Outcome::Completed(json!({"total": 1})), t0)
+            .await
+            .unwrap()
+    );
+    // Within the retention: kept.
+    let soon = RequestRecord::queued("soon".into(), JobKind::Report, t0 + TimeDelta::seconds(59));
+    store.create(&soon, None).await.unwrap();
+    assert!(store.get("done").await.unwrap().is_some());
+    // Past it: gone, with its idempotency key; the unfinished one stays.
+    let later = RequestRecord::queued("later".into(), JobKind::Report, t0 + TimeDelta::seconds(61));
+    store.create(&later, None).await.unwrap();
+    assert!(store.get("done").await.unwrap().is_none());
+    assert!(store.get("open").await.unwrap().is_some());
+    assert_eq!(store.len(), 3);
+    let again = RequestRecord::queued("again".into(), JobKind::Report, t0 + TimeDelta::seconds(62));
+    assert!(matches!(
+        store.create(&again, Some("key-1")).await.unwrap(),
+        Created::New(_)
+    ));
 }

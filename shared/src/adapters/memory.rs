@@ -161,21 +161,62 @@ impl PeopleStore for MemoryPeopleStore {
 }
 
 /// Request records in a map, with the same conditional transitions as the
-/// DynamoDB store.
+/// DynamoDB store. Like that store's TTL, finished requests go away after a
+/// retention time (with `with_retention`; kept forever by default), so
+/// that a long-running local server does not grow with every request.
 #[derive(Default)]
 pub struct MemoryRequestStore {
     inner: std::sync::Mutex<Requests>,
+    retention: Option<chrono::Duration>,
 }
 
 #[derive(Default)]
 struct Requests {
     records: std::collections::HashMap<String, RequestRecord>,
     keys: std::collections::HashMap<String, String>,
+    /// Finished requests, oldest first: (finished at, id).
+    finished: std::collections::VecDeque<(DateTime<Utc>, String)>,
 }
 
 impl MemoryRequestStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Finished requests are dropped `retention` after they finished.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = chrono::Duration::from_std(retention).ok();
+        self
+    }
+
+    /// Requests held, finished or not.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the requests that finished more than the retention ago, and
+    /// the idempotency keys that named them.
+    fn expire(&self, inner: &mut Requests, now: DateTime<Utc>) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        let mut dropped = false;
+        while let Some((finished_at, _)) = inner.finished.front() {
+            if *finished_at + retention > now {
+                break;
+            }
+            let (_, id) = inner.finished.pop_front().expect("checked");
+            inner.records.remove(&id);
+            dropped = true;
+        }
+        if dropped {
+            let Requests { keys, records, .. } = inner;
+            keys.retain(|_, id| records.contains_key(id));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
@@ -191,6 +232,7 @@ impl RequestStore for MemoryRequestStore {
         idempotency_key: Option<&str>,
     ) -> Result<Created, StoreError> {
         let mut inner = self.lock();
+        self.expire(&mut inner, record.created_at);
         if let Some(key) = idempotency_key {
             if let Some(earlier) = inner.keys.get(key).and_then(|id| inner.records.get(id)) {
                 return Ok(Created::Existing(earlier.clone()));
@@ -232,17 +274,8 @@ impl RequestStore for MemoryRequestStore {
         if record.status.is_final() {
             return Ok(false);
         }
-        match outcome {
-            Outcome::Completed(result) => {
-                record.status = RequestStatus::Completed;
-                record.result = Some(result);
-            }
-            Outcome::Failed(error) => {
-                record.status = RequestStatus::Failed;
-                record.error = Some(error);
-            }
-        }
-        record.updated_at = now;
+        outcome.apply_to(record, now);
+        inner.finished.push_back((now, id.to_owned()));
         Ok(true)
     }
 }

@@ -14,8 +14,14 @@ use super::ApiError;
 use crate::domain::{HobbiesMatch, PeopleFilter, SortKey};
 
 const VERSION: u8 = 1;
-/// Longest cursor accepted; real ones are far shorter.
-const MAX_TOKEN: usize = 2048;
+/// Longest cursor accepted. A cursor carries two folded names, and folding
+/// can expand a character a lot: NFKD turns U+FDFA (an Arabic ligature) into
+/// 18 characters, 33 bytes of UTF-8. A name of 100 such characters folds to
+/// 3.3 KB, so the longest real cursor (two such names and a 64-character id
+/// of 4-byte characters, JSON, base64) is about 9.3 KB; this leaves room and
+/// stays under the query string's 16 KiB. Real cursors are ~60 bytes.
+/// (Found by fuzzing: a 2 KiB bound refused cursors this API had issued.)
+const MAX_TOKEN: usize = 12 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -102,6 +108,24 @@ mod tests {
         // Same filter, other spelling.
         let same = PeopleFilter::new("JO", vec!["German".into()], vec![], HobbiesMatch::Any);
         assert!(Cursor::decode(&token, &same).is_ok());
+    }
+
+    /// The longest names a person may have, folded to the longest keys,
+    /// still make a cursor that is accepted (and fits the query string).
+    #[test]
+    fn the_longest_cursor_this_api_can_issue_is_accepted() {
+        use crate::domain::MAX_NAME_CHARS;
+        let name: String = "\u{FDFA}".repeat(MAX_NAME_CHARS);
+        let key = SortKey {
+            last: crate::text::fold(&name),
+            first: crate::text::fold(&name),
+            id: "\u{1F600}".repeat(crate::domain::MAX_ID_CHARS),
+        };
+        let filter = PeopleFilter::new("", vec![], vec![], HobbiesMatch::Any);
+        let token = Cursor::encode(&key, &filter);
+        assert!(token.len() <= MAX_TOKEN, "{} bytes", token.len());
+        assert!(token.len() + "cursor=".len() <= super::super::params::MAX_QUERY_BYTES);
+        assert_eq!(Cursor::decode(&token, &filter).unwrap().after, key);
     }
 
     #[test]

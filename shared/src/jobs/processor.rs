@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::enqueue::check_filter;
-use super::model::{Job, JobError, JobMessage, RequestRecord, RequestStatus};
+use super::model::{Job, JobError, JobMessage, RequestStatus};
 use super::report::report;
 use crate::domain::Person;
 use crate::ports::{Outcome, RequestStore, Started, StoreError};
@@ -227,10 +227,10 @@ async fn run(
         return Ok(Processed::Duplicate);
     }
     tracing::info!(?processed, "request finished");
-    worker
-        .pusher
-        .result_to_subscribers(&finished(started, outcome, now))
-        .await;
+    // The record as `finish` left it, pushed without reading it again.
+    let mut finished = started;
+    outcome.apply_to(&mut finished, now);
+    worker.pusher.result_to_subscribers(&finished).await;
     Ok(processed)
 }
 
@@ -305,26 +305,6 @@ fn kind_label(kind: super::model::JobKind) -> &'static str {
         super::model::JobKind::Report => "report",
         super::model::JobKind::Import => "import",
     }
-}
-
-/// The record as `finish` left it.
-fn finished(
-    mut record: RequestRecord,
-    outcome: Outcome,
-    now: chrono::DateTime<Utc>,
-) -> RequestRecord {
-    record.updated_at = now;
-    match outcome {
-        Outcome::Completed(result) => {
-            record.status = RequestStatus::Completed;
-            record.result = Some(result);
-        }
-        Outcome::Failed(error) => {
-            record.status = RequestStatus::Failed;
-            record.error = Some(error);
-        }
-    }
-    record
 }
 
 /// Reasons can quote the bad input; a result must stay small (a DynamoDB

@@ -83,7 +83,8 @@ impl Pusher {
         self.to_subscribers(request_id, &message, None).await
     }
 
-    /// Sends a finished request's result to every subscriber.
+    /// Sends a finished request's result to every subscriber, and removes
+    /// the subscriptions of the connections that got it.
     pub async fn result_to_subscribers(&self, record: &RequestRecord) -> PushReport {
         let (full, notice) = result_messages(record);
         self.to_subscribers(&record.id, &full, Some(&notice)).await
@@ -105,10 +106,20 @@ impl Pusher {
                 };
             }
         };
+        // Only a final result comes with a fallback notice.
+        let last = if_too_large.is_some();
         let deliveries: Vec<Delivery> =
             futures::stream::iter(subscribers)
                 .map(|connection_id| async move {
-                    self.deliver(&connection_id, data, if_too_large).await
+                    let delivery = self.deliver(&connection_id, data, if_too_large).await;
+                    if last && delivery == Delivery::Delivered {
+                        // Nothing more will come for this request: the
+                        // subscription has served its purpose.
+                        if let Err(e) = self.connections.unsubscribe(&connection_id, request_id).await {
+                            tracing::debug!(connection_id, error = ?e, "could not remove a finished subscription; its TTL will");
+                        }
+                    }
+                    delivery
                 })
                 .buffer_unordered(PUSH_CONCURRENCY)
                 .collect()

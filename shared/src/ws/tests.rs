@@ -238,10 +238,18 @@ async fn a_gone_subscriber_is_removed_and_the_job_still_completes() {
             .iter()
             .any(|m| m["type"] == "process-result")
     );
-    // The gone connection, not the live one, left the store.
-    let left = f.connections.0.subscribers("r1", Utc::now()).await.unwrap();
-    assert_eq!(left, ["alive"]);
+    // The gone connection left the store; the live one stays connected,
+    // its subscription done with once it got the result.
     assert_eq!(f.connections.0.connections(), 1);
+    assert!(
+        f.connections
+            .0
+            .subscribers("r1", Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(f.connections.0.subscriptions(), 0);
 }
 
 #[tokio::test]
@@ -303,21 +311,36 @@ async fn a_duplicate_delivery_pushes_the_result_again() {
         ),
     )
     .await;
+    // The first delivery finishes the request but its push fails (as if
+    // the worker had died before pushing): the subscription stays.
+    f.recorder
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         process(&f.worker, &body, 1, None).await.unwrap(),
         Processed::Completed
     );
+    f.recorder
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let results = |f: &Fixture| {
+        f.recorder
+            .to("c")
+            .into_iter()
+            .filter(|m| m["type"] == "process-result")
+            .count()
+    };
+    assert_eq!(results(&f), 0);
+    // The redelivery finds it finished and pushes the result.
     assert_eq!(
         process(&f.worker, &body, 2, None).await.unwrap(),
         Processed::Duplicate
     );
-    let results = f
-        .recorder
-        .to("c")
-        .into_iter()
-        .filter(|m| m["type"] == "process-result")
-        .count();
-    assert_eq!(results, 2);
+    assert_eq!(results(&f), 1);
+    // Delivered, the subscription is gone: a third delivery pushes nothing.
+    assert_eq!(f.connections.0.subscriptions(), 0);
+    process(&f.worker, &body, 3, None).await.unwrap();
+    assert_eq!(results(&f), 1);
 }
 
 #[tokio::test]
