@@ -131,7 +131,10 @@ pub fn parse_frame(body: Option<&str>, is_base64: bool) -> Result<ClientFrame, F
             return Err(with_ref(
                 FrameError::new(
                     "unknown_action",
-                    format!("action {other:?} is not one of: subscribe, process"),
+                    format!(
+                        "action {:?} is not one of: subscribe, process",
+                        quote(other)
+                    ),
                 )
                 .field("action"),
             ));
@@ -139,7 +142,8 @@ pub fn parse_frame(body: Option<&str>, is_base64: bool) -> Result<ClientFrame, F
     };
     if let Some(extra) = object.keys().next() {
         return Err(with_ref(
-            FrameError::new("invalid_field", format!("unknown field {extra:?}")).field(extra),
+            FrameError::new("invalid_field", format!("unknown field {:?}", quote(extra)))
+                .field(&quote(extra)),
         ));
     }
     if let ClientFrame::Subscribe { .. } = frame
@@ -151,6 +155,17 @@ pub fn parse_frame(body: Option<&str>, is_base64: bool) -> Result<ClientFrame, F
         ));
     }
     Ok(frame)
+}
+
+/// What an error message quotes of the client's input: at most 64
+/// characters, so that the reply always fits in one message (found by
+/// fuzzing: an unknown field name of 100 KB came back twice, over 128 KiB).
+fn quote(input: &str) -> String {
+    const MAX: usize = 64;
+    match input.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &input[..cut]),
+        None => input.to_owned(),
+    }
 }
 
 /// Longest request id accepted (ids are UUIDs; this only bounds the work).
@@ -331,6 +346,20 @@ mod tests {
             parse_frame(Some("{}"), true).unwrap_err().code,
             "invalid_frame"
         );
+    }
+
+    #[test]
+    fn an_error_quotes_little_of_the_input_and_fits_one_message() {
+        let key = "k".repeat(100_000);
+        let body = format!(r#"{{"action":"subscribe","request_id":"r","{key}":1}}"#);
+        let e = parse_frame(Some(&body), false).unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+        assert!(e.field.as_ref().unwrap().chars().count() <= 65);
+        assert!(ServerMessage::frame_error(&e).to_bytes().len() < 1024);
+        let body = format!(r#"{{"action":"{key}"}}"#);
+        let e = parse_frame(Some(&body), false).unwrap_err();
+        assert_eq!(e.code, "unknown_action");
+        assert!(ServerMessage::frame_error(&e).to_bytes().len() < 1024);
     }
 
     #[test]
