@@ -3,6 +3,7 @@
 //! connections, failing pushes.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
@@ -155,6 +156,12 @@ fn event(route: &str, connection_id: &str, body: Option<Value>) -> ApiGatewayWeb
     .unwrap()
 }
 
+/// `connection` subscribes to `request_id`, as the `subscribe` route does.
+async fn subscribe(f: &Fixture, connection: &str, request_id: &str) {
+    let frame = json!({"action": "subscribe", "request_id": request_id});
+    handle(&f.api, event("subscribe", connection, Some(frame))).await;
+}
+
 /// A queued report request and the message a worker would receive.
 async fn queued(f: &Fixture, id: &str) -> String {
     let record = RequestRecord::queued(id.to_owned(), JobKind::Report, Utc::now());
@@ -180,12 +187,26 @@ async fn completion_racing_subscription_never_loses_the_result() {
         let body = queued(&f, &id).await;
         handle(&f.api, event("$connect", &connection, None)).await;
         let worker = Arc::clone(&f.worker);
-        let processing = tokio::spawn(async move { process(&worker, &body, 1, None).await });
         let api = Arc::clone(&f.api);
         let frame = json!({"action": "subscribe", "request_id": id});
+        // Most rounds race for real; every tenth round one side is held
+        // back a little, so that both orders surely occur whatever the
+        // scheduler favours on a loaded machine.
+        let (hold_process, hold_subscribe) = match i % 10 {
+            0 => (Duration::from_millis(20), Duration::ZERO),
+            5 => (Duration::ZERO, Duration::from_millis(20)),
+            _ => (Duration::ZERO, Duration::ZERO),
+        };
+        let processing = tokio::spawn(async move {
+            tokio::time::sleep(hold_process).await;
+            process(&worker, &body, 1, None).await
+        });
         let subscribing = tokio::spawn({
             let connection = connection.clone();
-            async move { handle(&api, event("subscribe", &connection, Some(frame))).await }
+            async move {
+                tokio::time::sleep(hold_subscribe).await;
+                handle(&api, event("subscribe", &connection, Some(frame))).await
+            }
         });
         let (processed, response) = tokio::join!(processing, subscribing);
         assert_eq!(processed.unwrap().unwrap(), Processed::Completed);
@@ -217,15 +238,7 @@ async fn a_gone_subscriber_is_removed_and_the_job_still_completes() {
     let body = queued(&f, "r1").await;
     for c in ["alive", "dead"] {
         handle(&f.api, event("$connect", c, None)).await;
-        handle(
-            &f.api,
-            event(
-                "subscribe",
-                c,
-                Some(json!({"action": "subscribe", "request_id": "r1"})),
-            ),
-        )
-        .await;
+        subscribe(&f, c, "r1").await;
     }
     f.recorder.gone.lock().unwrap().push("dead".into());
     assert_eq!(
@@ -257,15 +270,7 @@ async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
     let f = fixture().await;
     let body = queued(&f, "r2").await;
     handle(&f.api, event("$connect", "c", None)).await;
-    handle(
-        &f.api,
-        event(
-            "subscribe",
-            "c",
-            Some(json!({"action": "subscribe", "request_id": "r2"})),
-        ),
-    )
-    .await;
+    subscribe(&f, "c", "r2").await;
     f.recorder
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -279,15 +284,7 @@ async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
     f.recorder
         .failing
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    handle(
-        &f.api,
-        event(
-            "subscribe",
-            "c",
-            Some(json!({"action": "subscribe", "request_id": "r2"})),
-        ),
-    )
-    .await;
+    subscribe(&f, "c", "r2").await;
     let results: Vec<Value> = f
         .recorder
         .to("c")
@@ -302,15 +299,7 @@ async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
 async fn a_duplicate_delivery_pushes_the_result_again() {
     let f = fixture().await;
     let body = queued(&f, "r3").await;
-    handle(
-        &f.api,
-        event(
-            "subscribe",
-            "c",
-            Some(json!({"action": "subscribe", "request_id": "r3"})),
-        ),
-    )
-    .await;
+    subscribe(&f, "c", "r3").await;
     // The first delivery finishes the request but its push fails (as if
     // the worker had died before pushing): the subscription stays.
     f.recorder
@@ -353,15 +342,7 @@ async fn connect_and_disconnect_keep_the_store_in_step() {
             .status_code,
         200
     );
-    handle(
-        &f.api,
-        event(
-            "subscribe",
-            "c",
-            Some(json!({"action": "subscribe", "request_id": "r4"})),
-        ),
-    )
-    .await;
+    subscribe(&f, "c", "r4").await;
     assert_eq!(f.connections.0.subscriptions(), 1);
     assert_eq!(
         handle(&f.api, event("$disconnect", "c", None))
