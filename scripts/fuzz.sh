@@ -66,10 +66,18 @@ if [[ ${FUZZ_KEEP_GOING:-0} == 1 ]]; then
     keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
 fi
 
+# One run at a time: two would share the scratch corpora and logs below,
+# and on a 2-core machine they would also starve everything else.
+mkdir -p target/logs
+exec 9>target/fuzz.lock
+if ! flock -n 9; then
+    echo "== another scripts/fuzz.sh is running; waiting for it to finish"
+    flock 9
+fi
+
 echo "== building ${targets[*]}"
 nice -n 10 cargo fuzz build
 
-mkdir -p target/logs
 failed=()
 for target in "${targets[@]}"; do
     scratch=target/scratch-corpus/$target
@@ -93,7 +101,9 @@ for target in "${targets[@]}"; do
     grep -E '^#[0-9]+' "$log" | tail -n 1 || true
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
     echo "corpus reached: $(find "$scratch" -type f | wc -l) files"
-    echo "final: $(grep -v '^stat::' "$log" | grep -v '^[[:space:]]*$' | tail -n 1)"
+    # libFuzzer's last word: "Done N runs in S second(s)", "INFO: exiting: 0
+    # time: S" (fork mode) or the SUMMARY of a crash.
+    echo "final: $(grep -E '^Done [0-9]+ runs|^INFO: exiting|^SUMMARY: ' "$log" | tail -n 1)"
     findings=$(find "artifacts/$target" -type f -newer "$log.start" | wc -l)
     if [[ $status -ne 0 || $findings -ne 0 ]]; then
         echo "!! $target failed (exit $status, $findings new artifacts in fuzz/artifacts/$target):"

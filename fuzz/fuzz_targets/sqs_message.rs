@@ -49,7 +49,10 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         let people = runtime.block_on(new_people());
         let pusher = runtime
-            .block_on(open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None))
+            .block_on(open_pusher(
+                &JobsConfig::from_lookup(|_| None).unwrap(),
+                None,
+            ))
             .unwrap();
         Fixture {
             runtime,
@@ -97,7 +100,12 @@ fuzz_target!(|data: &[u8]| {
             requests.create(&record, None).await.unwrap();
             if control & 8 != 0 {
                 let done = Outcome::Completed(json!({"earlier": true}));
-                assert!(requests.finish(&message.request_id, done, now).await.unwrap());
+                assert!(
+                    requests
+                        .finish(&message.request_id, done, now)
+                        .await
+                        .unwrap()
+                );
             }
         }
         let deadline = (control & 0x40 != 0).then(Instant::now);
@@ -107,9 +115,16 @@ fuzz_target!(|data: &[u8]| {
             (Some(_), Err(ProcessError::Malformed(e))) => panic!("parsed, yet malformed: {e}"),
             (Some(m), Ok(_)) if control & 4 == 0 => {
                 // Whatever happened, the request is finished now.
-                let record = requests.get(&m.request_id).await.unwrap().expect("a record");
+                let record = requests
+                    .get(&m.request_id)
+                    .await
+                    .unwrap()
+                    .expect("a record");
                 assert!(
-                    matches!(record.status, RequestStatus::Completed | RequestStatus::Failed),
+                    matches!(
+                        record.status,
+                        RequestStatus::Completed | RequestStatus::Failed
+                    ),
                     "{record:?}"
                 );
             }

@@ -247,3 +247,30 @@ async fn a_failed_send_leaves_no_request_queued() {
     assert_eq!(again.status, RequestStatus::Completed);
     assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
 }
+
+/// A body under the 256 KiB limit can still serialize to a queue message
+/// over it (found while fuzzing: `1e5` is written back as `100000.0`). It
+/// is refused as the client's to fix, and nothing is recorded or queued.
+#[tokio::test]
+async fn a_body_that_would_overflow_the_queue_is_refused_before_anything_is_kept() {
+    let numbers = vec!["1e5"; 65_000].join(",");
+    let body = format!(
+        r#"{{"kind":"import","people":[{{"first_name":"A","last_name":"B","nationality":"C","hobbies":[{numbers}]}}]}}"#
+    );
+    assert!(body.len() <= shared::jobs::MAX_BODY_BYTES);
+    let requests = Arc::new(MemoryRequestStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let enqueuer = Enqueuer {
+        requests: requests.clone(),
+        queue: queue.clone(),
+    };
+    match submit(&enqueuer, body.as_bytes(), None, "c").await {
+        Err(shared::jobs::SubmitError::Invalid { field, message }) => {
+            assert_eq!(field, "body");
+            assert!(message.contains("over the queue's"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(requests.is_empty());
+    assert!(queue.try_receive().is_none());
+}

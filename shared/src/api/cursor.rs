@@ -20,7 +20,8 @@ const VERSION: u8 = 1;
 /// 3.3 KB, so the longest real cursor (two such names and a 64-character id
 /// of 4-byte characters, JSON, base64) is about 9.3 KB; this leaves room and
 /// stays under the query string's 16 KiB. Real cursors are ~60 bytes.
-/// (Found by fuzzing: a 2 KiB bound refused cursors this API had issued.)
+/// (Found while writing the cursor fuzz target's checks: a 2 KiB bound
+/// refused cursors this API had issued.)
 const MAX_TOKEN: usize = 12 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,8 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::model::{
-    FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE, RequestRecord,
+    FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
+    MAX_QUEUE_MESSAGE_BYTES, RequestRecord,
 };
 use crate::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, StoreError};
 
@@ -131,17 +132,29 @@ pub async fn submit(
     correlation_id: &str,
 ) -> Result<RequestRecord, SubmitError> {
     let job = parse_job(body)?;
-    let record = RequestRecord::queued(uuid::Uuid::new_v4().to_string(), job.kind(), Utc::now());
+    let id = uuid::Uuid::new_v4().to_string();
+    let message = JobMessage {
+        request_id: id.clone(),
+        correlation_id: correlation_id.to_owned(),
+        job,
+    };
+    // Checked before anything is recorded: a message the queue would refuse
+    // is the client's to make smaller, not a failed request.
+    let size = serde_json::to_vec(&message).map_or(usize::MAX, |m| m.len());
+    if size > MAX_QUEUE_MESSAGE_BYTES {
+        return Err(invalid(
+            "body",
+            format!(
+                "queued, this request would be {size} bytes, over the queue's {MAX_QUEUE_MESSAGE_BYTES}; send fewer people or shorter values"
+            ),
+        ));
+    }
+    let record = RequestRecord::queued(id, message.job.kind(), Utc::now());
     let record = match deps.requests.create(&record, idempotency_key).await? {
         Created::New(record) => record,
         Created::Existing(earlier) => return Ok(earlier),
     };
     tracing::Span::current().record("request_id", record.id.as_str());
-    let message = JobMessage {
-        request_id: record.id.clone(),
-        correlation_id: correlation_id.to_owned(),
-        job,
-    };
     if let Err(e) = deps.queue.send(&message).await {
         // Nothing will ever process it: say so in the record rather than
         // leave it `queued` forever.

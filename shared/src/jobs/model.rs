@@ -12,6 +12,10 @@ use crate::domain::{HobbiesMatch, PeopleFilter};
 pub const MAX_IMPORT_PEOPLE: usize = 1_000;
 /// Largest request body accepted by `POST /requests`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest queue message (SQS: 256 KiB). A body under `MAX_BODY_BYTES` can
+/// still serialize larger (numbers are written back in full: `1e5` becomes
+/// `100000.0`), so the message itself is checked too.
+pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
