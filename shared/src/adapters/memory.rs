@@ -174,6 +174,8 @@ pub struct MemoryRequestStore {
 struct Requests {
     records: std::collections::HashMap<String, RequestRecord>,
     keys: std::collections::HashMap<String, String>,
+    /// Request id → its idempotency key, to forget the key with the request.
+    key_of: std::collections::HashMap<String, String>,
     /// Finished requests, oldest first: (finished at, id).
     finished: std::collections::VecDeque<(DateTime<Utc>, String)>,
 }
@@ -204,18 +206,15 @@ impl MemoryRequestStore {
         let Some(retention) = self.retention else {
             return;
         };
-        let mut dropped = false;
         while let Some((finished_at, _)) = inner.finished.front() {
             if *finished_at + retention > now {
                 break;
             }
             let (_, id) = inner.finished.pop_front().expect("checked");
             inner.records.remove(&id);
-            dropped = true;
-        }
-        if dropped {
-            let Requests { keys, records, .. } = inner;
-            keys.retain(|_, id| records.contains_key(id));
+            if let Some(key) = inner.key_of.remove(&id) {
+                inner.keys.remove(&key);
+            }
         }
     }
 
@@ -238,6 +237,7 @@ impl RequestStore for MemoryRequestStore {
                 return Ok(Created::Existing(earlier.clone()));
             }
             inner.keys.insert(key.to_owned(), record.id.clone());
+            inner.key_of.insert(record.id.clone(), key.to_owned());
         }
         inner.records.insert(record.id.clone(), record.clone());
         Ok(Created::New(record.clone()))
