@@ -466,6 +466,10 @@ mod tests {
             self.inner.put_batch(people).await
         }
 
+        async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError> {
+            self.inner.delete_batch(ids).await
+        }
+
         async fn scan(
             &self,
             s: u32,

@@ -12,6 +12,25 @@ pub struct Person {
     pub hobbies: Vec<String>,
 }
 
+/// One change of the directory, as the change feed carries it and the
+/// index applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Inserted or replaced.
+    Put(Person),
+    /// Deleted (a tombstone in the feed).
+    Delete(String),
+}
+
+impl Change {
+    pub fn id(&self) -> &str {
+        match self {
+            Change::Put(p) => &p.id,
+            Change::Delete(id) => id,
+        }
+    }
+}
+
 /// How several `hobbies` values combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

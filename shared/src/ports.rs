@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::Person;
+use crate::domain::{Change, Person};
 use crate::jobs::{JobError, JobMessage, RequestRecord};
 
 /// Monotonically increasing version that a people store gives each write.
@@ -28,10 +28,11 @@ pub struct ScanPage {
     pub next: Option<String>,
 }
 
-/// People changed after a version, oldest first.
+/// Changes after a version, oldest first: people written, and tombstones
+/// of people deleted.
 #[derive(Debug, Default)]
 pub struct Changes {
-    pub people: Vec<Person>,
+    pub changes: Vec<Change>,
     /// The version of the newest change returned (or the one asked for, if none).
     pub up_to: Version,
     /// More changes follow `up_to`.
@@ -59,6 +60,12 @@ pub trait PeopleStore: Send + Sync {
     /// Inserts or replaces people by id.
     async fn put_batch(&self, people: &[Person]) -> Result<WriteReport, StoreError>;
 
+    /// Deletes people by id, leaving a tombstone in the change feed for
+    /// each. `written` counts the ids given that are now deleted (whether
+    /// or not they were there: a delete is idempotent), `failed` those that
+    /// could not be written.
+    async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError>;
+
     /// One page of segment `segment` of `segments`; together the segments
     /// return every person once.
     async fn scan(
@@ -71,13 +78,21 @@ pub trait PeopleStore: Send + Sync {
     /// The newest version written so far (0 for an empty store).
     async fn latest_version(&self) -> Result<Version, StoreError>;
 
-    /// Up to `limit` people changed after `since`, oldest first.
+    /// Up to `limit` changes after `since`, oldest first: each person
+    /// written or deleted since appears once, as their last change.
     async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError>;
 
     /// How far behind its watermark a feed reader must start again, because
     /// writes can become readable out of version order (0 where they cannot).
     fn feed_overlap(&self) -> Version {
         0
+    }
+
+    /// How long a tombstone stays in the feed at least (`None`: forever). A
+    /// reader whose last feed read is older than this may have missed one,
+    /// and must rebuild its index from a scan instead of catching up.
+    fn tombstone_lifetime(&self) -> Option<std::time::Duration> {
+        None
     }
 }
 

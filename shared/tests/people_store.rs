@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use shared::adapters::dynamodb::{BatchRetry, DynamoPeopleStore, create_people_table};
 use shared::adapters::memory::MemoryPeopleStore;
-use shared::domain::Person;
+use shared::domain::{Change, Person};
 use shared::ports::{PeopleStore, StoreError};
 
 /// Small, so that the scan scenario really pages on DynamoDB.
@@ -56,6 +56,18 @@ fn numbered(prefix: &str, n: usize) -> Vec<Person> {
                 &format!("Last{}", i % 97),
                 &["Chess", "Go", "Reading"][..i % 4],
             )
+        })
+        .collect()
+}
+
+/// The people of a page of changes, which must hold no deletes.
+fn puts(changes: &shared::ports::Changes) -> Vec<Person> {
+    changes
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Put(p) => p.clone(),
+            Change::Delete(id) => panic!("unexpected delete of {id}"),
         })
         .collect()
 }
@@ -181,7 +193,7 @@ async fn scenario_changes_since(store: &dyn PeopleStore) {
 
     // THEN everything since then, oldest first
     let all = store.changes_since(v0, 100).await.unwrap();
-    assert_eq!(ids(&all.people), ["a", "b", "c"]);
+    assert_eq!(ids(&puts(&all)), ["a", "b", "c"]);
     assert!(!all.more);
     assert!(store.latest_version().await.unwrap() >= all.up_to);
 
@@ -194,24 +206,82 @@ async fn scenario_changes_since(store: &dyn PeopleStore) {
 
     // THEN only later writes come after v1
     let later = store.changes_since(v1, 100).await.unwrap();
-    assert_eq!(later.people, [a2.clone(), d.clone()]);
+    assert_eq!(puts(&later), [a2.clone(), d.clone()]);
     // and from the start, `a` appears once, where it was last written
     let all = store.changes_since(v0, 100).await.unwrap();
-    assert_eq!(all.people, [b.clone(), c.clone(), a2.clone(), d.clone()]);
+    assert_eq!(puts(&all), [b.clone(), c.clone(), a2.clone(), d.clone()]);
     assert!(!all.more);
     // and nothing follows the end
     let end = store.changes_since(all.up_to, 100).await.unwrap();
-    assert!(end.people.is_empty() && !end.more, "{end:?}");
+    assert!(puts(&end).is_empty() && !end.more, "{end:?}");
 
     // THEN `limit` pages through the same changes, `more` telling the rest
     let first = store.changes_since(v0, 2).await.unwrap();
-    assert_eq!(first.people, [b, c]);
+    assert_eq!(puts(&first), [b, c]);
     assert!(first.more);
     let second = store.changes_since(first.up_to, 2).await.unwrap();
-    assert_eq!(second.people, [a2, d]);
+    assert_eq!(puts(&second), [a2, d]);
     assert!(!second.more);
     let third = store.changes_since(second.up_to, 2).await.unwrap();
-    assert!(third.people.is_empty() && !third.more, "{third:?}");
+    assert!(puts(&third).is_empty() && !third.more, "{third:?}");
+}
+
+/// A delete removes the person from reads and leaves a tombstone in the
+/// feed, at the delete's place; a person written again after a delete is
+/// back.
+async fn scenario_delete_leaves_a_tombstone(store: &dyn PeopleStore) {
+    // GIVEN three people
+    let v0 = store.latest_version().await.unwrap();
+    let a = person("a", "Ann", "A", &[]);
+    let b = person("b", "Bob", "B", &["Go"]);
+    let c = person("c", "Cat", "C", &[]);
+    store
+        .put_batch(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    let v1 = store.latest_version().await.unwrap();
+
+    // WHEN `a` and an id nobody has are deleted
+    let report = store
+        .delete_batch(&["a".into(), "nobody".into()])
+        .await
+        .unwrap();
+
+    // THEN both are deleted (a delete is idempotent) and none failed
+    assert_eq!(report.written + report.unchanged, 2, "{report:?}");
+    assert!(report.failed.is_empty());
+    // and `a` is gone from reads and scans
+    assert_eq!(store.get("a").await.unwrap(), None);
+    assert_eq!(store.get("nobody").await.unwrap(), None);
+    let (mut scanned, _) = scan_all(store, 2).await;
+    scanned.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(scanned, [b.clone(), c.clone()]);
+    // and the feed carries the tombstone after the writes before it
+    let since_v1 = store.changes_since(v1, 100).await.unwrap();
+    assert!(
+        since_v1.changes.contains(&Change::Delete("a".into())),
+        "{since_v1:?}"
+    );
+    assert!(
+        since_v1
+            .changes
+            .iter()
+            .all(|c| matches!(c, Change::Delete(_)))
+    );
+    let all = store.changes_since(v0, 100).await.unwrap();
+    let a_at = all.changes.iter().position(|c| c.id() == "a").unwrap();
+    assert_eq!(all.changes[a_at], Change::Delete("a".into()));
+    assert!(all.changes[..a_at].contains(&Change::Put(b.clone())));
+
+    // WHEN `a` is written again
+    let a2 = person("a", "Ann", "Again", &[]);
+    store.put_batch(std::slice::from_ref(&a2)).await.unwrap();
+
+    // THEN `a` is back, and the feed's last word on `a` is the write
+    assert_eq!(store.get("a").await.unwrap(), Some(a2.clone()));
+    let all = store.changes_since(v0, 100).await.unwrap();
+    let last_a = all.changes.iter().rev().find(|c| c.id() == "a").unwrap();
+    assert_eq!(last_a, &Change::Put(a2));
 }
 
 async fn scenario_big_batch_is_fully_written(store: &dyn PeopleStore) {
@@ -225,22 +295,23 @@ async fn scenario_big_batch_is_fully_written(store: &dyn PeopleStore) {
     scanned.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(scanned, people);
     let changes = store.changes_since(v0, 5_000).await.unwrap();
-    let changed: HashSet<&str> = ids(&changes.people).into_iter().collect();
-    assert_eq!(changes.people.len(), 1_000);
+    let put = puts(&changes);
+    let changed: HashSet<&str> = ids(&put).into_iter().collect();
+    assert_eq!(puts(&changes).len(), 1_000);
     assert_eq!(changed, ids(&people).into_iter().collect());
     // and paging through them in small steps gives the same, in order
     let mut paged = Vec::new();
     let mut since = v0;
     loop {
         let page = store.changes_since(since, 37).await.unwrap();
-        assert!(page.people.len() <= 37);
-        paged.extend(page.people);
+        assert!(puts(&page).len() <= 37);
+        paged.extend(puts(&page));
         since = page.up_to;
         if !page.more {
             break;
         }
     }
-    assert_eq!(paged, changes.people);
+    assert_eq!(paged, puts(&changes));
 }
 
 // ------------------------------------------- each scenario on both stores
@@ -292,6 +363,7 @@ on_both_stores!(
     scenario_upsert_replaces_by_id,
     scenario_duplicate_ids_in_one_batch_last_wins,
     scenario_changes_since,
+    scenario_delete_leaves_a_tombstone,
     scenario_big_batch_is_fully_written,
 );
 
@@ -702,10 +774,33 @@ async fn scenario_index_follows_the_store(store: Arc<dyn PeopleStore>) {
     assert_eq!(page.total, 10);
     assert_eq!(index.refresh().await.unwrap(), 0, "re-reading is harmless");
 
+    // WHEN people are deleted in the store
+    let gone: Vec<String> = first
+        .iter()
+        .skip(100)
+        .take(20)
+        .map(|p| p.id.clone())
+        .collect();
+    store.delete_batch(&gone).await.unwrap();
+    // THEN a refresh applies the tombstones
+    assert_eq!(index.refresh().await.unwrap(), 20);
+    let snapshot = index.engine().snapshot();
+    assert_eq!(snapshot.len(), 330);
+    assert_eq!(snapshot.get(&gone[0]), None);
+    let everyone = PeopleFilter::default();
+    let page = snapshot.search(&everyone, &PageStart::Offset(0), 1000);
+    assert_eq!(page.total, 330);
+    assert!(page.items.iter().all(|p| !gone.contains(&p.id)));
+    assert_eq!(
+        index.refresh().await.unwrap(),
+        0,
+        "re-reading tombstones is harmless"
+    );
+
     // A request path: `current()` starts the refresh in the background.
     store.put_batch(&numbered("c", 5)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while index.current().await.len() < 355 {
+    while index.current().await.len() < 335 {
         assert!(
             Instant::now() < deadline,
             "the background refresh never landed"

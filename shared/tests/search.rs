@@ -218,3 +218,215 @@ fn a_cursor_survives_writes_between_pages() {
     );
     assert_eq!(second.offset, 51, "the new person now precedes the page");
 }
+
+// ------------------------------------------------ the live index, segmented
+
+/// One step of a random interleaving against the live index.
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Vec<Person>),
+    Delete(Vec<String>),
+    /// A merge takes its copy now and installs its result at `FinishMerge`;
+    /// the writes in between are replayed onto it.
+    StartMerge,
+    FinishMerge,
+    /// A whole merge at once.
+    Merge,
+    Query(PeopleFilter, usize),
+    /// Takes the first page's cursor now, for `UseCursors` later.
+    TakeCursor(PeopleFilter, usize),
+    UseCursors,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => prop::collection::vec(person(), 1..6).prop_map(Op::Put),
+        2 => prop::collection::vec(0..40u32, 1..4)
+            .prop_map(|ids| Op::Delete(ids.into_iter().map(|i| format!("id{i:02}")).collect())),
+        1 => Just(Op::StartMerge),
+        1 => Just(Op::FinishMerge),
+        1 => Just(Op::Merge),
+        2 => (filter(), 1usize..6).prop_map(|(f, s)| Op::Query(f, s)),
+        1 => (filter(), 1usize..4).prop_map(|(f, s)| Op::TakeCursor(f, s)),
+        1 => Just(Op::UseCursors),
+    ]
+}
+
+fn model_key(p: &Person) -> (String, String, String) {
+    (fold(&p.last_name), fold(&p.first_name), p.id.clone())
+}
+
+/// Filter options as the model counts them: every value, count desc,
+/// value asc.
+type Counts = Vec<(String, u64)>;
+
+fn model_options(model: &[Person]) -> (Counts, Counts) {
+    let mut nats: std::collections::HashMap<String, u64> = Default::default();
+    let mut hobbies: std::collections::HashMap<String, u64> = Default::default();
+    for p in model {
+        *nats.entry(p.nationality.clone()).or_default() += 1;
+        for h in &p.hobbies {
+            *hobbies.entry(h.clone()).or_default() += 1;
+        }
+    }
+    let sorted = |m: std::collections::HashMap<String, u64>| {
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    };
+    (sorted(nats), sorted(hobbies))
+}
+
+fn check_live(engine: &SearchEngine, model: &[Person], f: &PeopleFilter, page_size: usize) {
+    check(engine, model, f, page_size);
+    let snapshot = engine.snapshot();
+    assert_eq!(snapshot.len(), model.len());
+    for p in model {
+        assert_eq!(snapshot.get(&p.id), Some(p.clone()));
+    }
+    let (nats, hobbies) = snapshot.filter_options(100);
+    let pairs = |v: Vec<shared::domain::ValueCount>| -> Counts {
+        v.into_iter().map(|vc| (vc.value, vc.count)).collect()
+    };
+    assert_eq!((pairs(nats), pairs(hobbies)), model_options(model));
+    // The report over the same filter counts what the search finds.
+    let hits = model_search(model, f);
+    let report = shared::jobs::report::report(&snapshot, f);
+    assert_eq!(report.total, hits.len() as u64);
+    let (nats, _) = model_options(&hits);
+    let top: Counts = nats.into_iter().take(10).collect();
+    assert_eq!(pairs(report.top_nationalities), top);
+    let mut per_person = vec![0u64; hits.iter().map(|p| p.hobbies.len() + 1).max().unwrap_or(0)];
+    for p in &hits {
+        per_person[p.hobbies.len()] += 1;
+    }
+    assert_eq!(report.hobbies_per_person, per_person);
+}
+
+/// Runs `ops` on `engine`, which holds `model`, checking it against the model.
+fn run_ops(engine: &SearchEngine, mut model: Vec<Person>, ops: Vec<Op>) {
+    let mut merge = None;
+    let mut cursors: Vec<(PeopleFilter, usize, shared::domain::SortKey)> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(people) => {
+                upsert(&mut model, &people);
+                engine.upsert(&people);
+            }
+            Op::Delete(ids) => {
+                model.retain(|p| !ids.contains(&p.id));
+                engine.delete(&ids);
+            }
+            Op::StartMerge => {
+                if merge.is_none() {
+                    merge = engine.start_merge();
+                }
+            }
+            Op::FinishMerge => {
+                if let Some(m) = merge.take() {
+                    m.run();
+                }
+            }
+            Op::Merge => {
+                if let Some(m) = merge.take() {
+                    m.run();
+                }
+                engine.merge();
+            }
+            Op::Query(f, size) => check_live(engine, &model, &f, size),
+            Op::TakeCursor(f, size) => {
+                if let Some(key) = engine
+                    .snapshot()
+                    .search(&f, &PageStart::Offset(0), size)
+                    .next
+                {
+                    cursors.push((f, size, key));
+                }
+            }
+            Op::UseCursors => {
+                // A cursor names a place in the order: after any writes and
+                // merges since, it continues with the matches after that key.
+                let snapshot = engine.snapshot();
+                for (f, size, key) in &cursors {
+                    let got = snapshot.search(f, &PageStart::After(key.clone()), *size);
+                    let after: Vec<Person> = model_search(&model, f)
+                        .into_iter()
+                        .filter(|p| {
+                            model_key(p) > (key.last.clone(), key.first.clone(), key.id.clone())
+                        })
+                        .collect();
+                    assert_eq!(
+                        got.items,
+                        after.iter().take(*size).cloned().collect::<Vec<_>>()
+                    );
+                    assert_eq!(got.offset + after.len() as u64, got.total, "{f:?}");
+                }
+            }
+        }
+    }
+    if let Some(m) = merge.take() {
+        m.run();
+    }
+    engine.wait_for_merge();
+    check_live(engine, &model, &PeopleFilter::default(), 7);
+    engine.merge();
+    check_live(engine, &model, &PeopleFilter::default(), 7);
+    assert_eq!(
+        engine.snapshot().pending(),
+        0,
+        "a merge leaves an empty delta"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Inserts, replaces, deletes, merges (with writes during them) and
+    /// queries, in random order, against the model.
+    #[test]
+    fn live_index_answers_like_the_model(
+        first in prop::collection::vec(person(), 0..30),
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        let mut model = Vec::new();
+        upsert(&mut model, &first);
+        // From a base that holds `first`.
+        let engine = SearchEngine::from_people(&first).with_merge_at(0);
+        run_ops(&engine, model, ops.clone());
+        // From an empty base, `first` written as a delta.
+        let mut seeded = vec![Op::Put(first)];
+        seeded.extend(ops);
+        run_ops(&SearchEngine::from_people(&[]).with_merge_at(0), Vec::new(), seeded);
+    }
+
+    /// Merges that start on their own (a tiny threshold), on their thread,
+    /// while writes and queries go on.
+    #[test]
+    fn background_merges_keep_answers_exact(
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        let engine = SearchEngine::from_people(&[]).with_merge_at(3);
+        run_ops(&engine, Vec::new(), ops);
+    }
+}
+
+#[test]
+fn a_merge_keeps_a_cursor_valid_and_deletes_deleted() {
+    let people: Vec<Person> = shared::datagen::generate(5_000, 11).collect();
+    let engine = SearchEngine::from_people(&people).with_merge_at(0);
+    let f = PeopleFilter::default();
+    let first = engine.snapshot().search(&f, &PageStart::Offset(0), 100);
+    let key = first.next.clone().expect("more pages");
+    let gone: Vec<String> = people[..1_000].iter().map(|p| p.id.clone()).collect();
+    assert_eq!(engine.delete(&gone), 1_000);
+    assert_eq!(engine.delete(&gone), 0, "deleting twice changes nothing");
+    let before_merge = engine
+        .snapshot()
+        .search(&f, &PageStart::After(key.clone()), 100);
+    assert!(engine.merge());
+    assert_eq!(engine.merges(), 1);
+    let after_merge = engine.snapshot().search(&f, &PageStart::After(key), 100);
+    assert_eq!(before_merge.items, after_merge.items);
+    assert_eq!(after_merge.total, 4_000);
+    assert_eq!(engine.snapshot().get(&gone[0]), None);
+}

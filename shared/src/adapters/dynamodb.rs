@@ -25,7 +25,7 @@ use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rand::RngExt;
 
-use crate::domain::Person;
+use crate::domain::{Change, Person};
 use crate::ports::{Changes, PeopleStore, ScanPage, StoreError, Version, WriteReport};
 
 /// The change-feed index: partition key `feed`, sort key `version`.
@@ -44,6 +44,14 @@ const NATIONALITY: &str = "nationality";
 const HOBBIES: &str = "hobbies";
 const VERSION: &str = "version";
 const FEED: &str = "feed";
+/// Set (true) on a tombstone: the item of a deleted person, kept so that
+/// the change feed carries the delete.
+const DELETED: &str = "deleted";
+/// Epoch seconds after which DynamoDB's TTL may remove a tombstone.
+const EXPIRES_AT: &str = "expires_at";
+/// How long a tombstone stays at least (DynamoDB's TTL removes expired
+/// items within days after, never before). See docs/dynamodb.md.
+pub const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// DynamoDB refuses a BatchWriteItem of more than 25 requests.
 const BATCH_WRITE_MAX: usize = 25;
@@ -189,14 +197,18 @@ impl DynamoPeopleStore {
         store_error(operation, &self.table, err)
     }
 
-    /// Writes one chunk (at most 25 people, distinct ids), retrying what
-    /// DynamoDB hands back unprocessed. Returns the ids still unwritten.
-    async fn write_chunk(&self, people: &[&Person]) -> Result<Vec<String>, StoreError> {
-        let first = self.reserve_versions(people.len() as u64);
-        let mut pending = people
-            .iter()
+    /// Writes one chunk (at most 25 items, distinct ids, without their
+    /// version), retrying what DynamoDB hands back unprocessed. Returns the
+    /// ids still unwritten.
+    async fn write_chunk(&self, items: Vec<Item>) -> Result<Vec<String>, StoreError> {
+        let first = self.reserve_versions(items.len() as u64);
+        let mut pending = items
+            .into_iter()
             .zip(first..)
-            .map(|(p, version)| put_request(to_item(p, version, self.feed_of(&p.id))))
+            .map(|(mut item, version)| {
+                item.insert(VERSION.into(), AttributeValue::N(version.to_string()));
+                put_request(item)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         for attempt in 1..=self.retry.max_attempts {
             if attempt > 1 {
@@ -248,7 +260,7 @@ impl DynamoPeopleStore {
         since: Version,
         start: Option<Item>,
         limit: usize,
-    ) -> Result<(Vec<(Version, Person)>, Option<Item>), StoreError> {
+    ) -> Result<(Vec<(Version, Change)>, Option<Item>), StoreError> {
         let out = self
             .client
             .query()
@@ -268,7 +280,7 @@ impl DynamoPeopleStore {
         let changes = out
             .items()
             .iter()
-            .map(|item| Ok((version_of(item)?, from_item(item)?)))
+            .map(|item| Ok((version_of(item)?, change_of(item)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((changes, out.last_evaluated_key))
     }
@@ -277,7 +289,7 @@ impl DynamoPeopleStore {
 /// Where one feed shard stands while `changes_since` merges the shards.
 struct FeedCursor {
     feed: String,
-    buffered: VecDeque<(Version, Person)>,
+    buffered: VecDeque<(Version, Change)>,
     /// Where the next page starts; `None` once the shard is read to its end.
     next: Option<Item>,
 }
@@ -295,7 +307,10 @@ impl PeopleStore for DynamoPeopleStore {
             .send()
             .await
             .map_err(|e| self.error("GetItem", e))?;
-        out.item.as_ref().map(from_item).transpose()
+        match &out.item {
+            Some(item) if !is_tombstone(item) => from_item(item).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Puts every person (the last one given for an id wins, as in the
@@ -324,7 +339,13 @@ impl PeopleStore for DynamoPeopleStore {
         // compiler's `Send` check of the stream (a higher-ranked lifetime).
         let unique = &unique;
         let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
-            .map(|from| self.write_chunk(&unique[from..unique.len().min(from + BATCH_WRITE_MAX)]))
+            .map(|from| {
+                let items = unique[from..unique.len().min(from + BATCH_WRITE_MAX)]
+                    .iter()
+                    .map(|p| to_item(p, self.feed_of(&p.id)))
+                    .collect();
+                self.write_chunk(items)
+            })
             .buffer_unordered(self.write_concurrency)
             .try_concat()
             .await?;
@@ -341,6 +362,49 @@ impl PeopleStore for DynamoPeopleStore {
             unchanged: 0,
             failed,
         })
+    }
+
+    /// Replaces each person's item with a tombstone (see the module docs of
+    /// the table, docs/dynamodb.md): the feed carries it to every reader,
+    /// `get` and `scan` skip it, and TTL removes it after
+    /// [`TOMBSTONE_LIFETIME`]. `written` counts every id given (deleting an
+    /// absent id leaves a tombstone too: telling would cost a read).
+    #[tracing::instrument(
+        skip(self, ids),
+        fields(table = %self.table, ids = ids.len(), failed)
+    )]
+    async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError> {
+        let mut unique: Vec<&str> = ids.iter().map(String::as_str).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let now_secs = now_micros() / 1_000_000;
+        let unique = &unique;
+        let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
+            .map(|from| {
+                let items = unique[from..unique.len().min(from + BATCH_WRITE_MAX)]
+                    .iter()
+                    .map(|id| tombstone_item(id, self.feed_of(id), now_secs))
+                    .collect();
+                self.write_chunk(items)
+            })
+            .buffer_unordered(self.write_concurrency)
+            .try_concat()
+            .await?;
+        let unwritten: HashSet<&str> = failed.iter().map(String::as_str).collect();
+        let written = ids
+            .iter()
+            .filter(|id| !unwritten.contains(id.as_str()))
+            .count();
+        tracing::Span::current().record("failed", failed.len());
+        Ok(WriteReport {
+            written,
+            unchanged: 0,
+            failed,
+        })
+    }
+
+    fn tombstone_lifetime(&self) -> Option<Duration> {
+        Some(TOMBSTONE_LIFETIME)
     }
 
     #[tracing::instrument(skip(self, start), fields(table = %self.table, continued = start.is_some(), returned))]
@@ -380,6 +444,7 @@ impl PeopleStore for DynamoPeopleStore {
         let people = out
             .items()
             .iter()
+            .filter(|item| !is_tombstone(item))
             .map(from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next = match out.last_evaluated_key {
@@ -435,7 +500,7 @@ impl PeopleStore for DynamoPeopleStore {
         }))
         .await?;
 
-        let mut people: Vec<(Version, Person)> = Vec::new();
+        let mut people: Vec<(Version, Change)> = Vec::new();
         let mut more = false;
         loop {
             // A shard with nothing buffered but more to read must be read
@@ -461,7 +526,7 @@ impl PeopleStore for DynamoPeopleStore {
                 .min_by(|a, b| {
                     let (va, pa) = &a.buffered[0];
                     let (vb, pb) = &b.buffered[0];
-                    (va, &pa.id).cmp(&(vb, &pb.id))
+                    (va, pa.id()).cmp(&(vb, pb.id()))
                 });
             let Some(oldest) = oldest else { break };
             if people.len() == limit {
@@ -489,7 +554,7 @@ impl PeopleStore for DynamoPeopleStore {
         span.record("returned", people.len());
         span.record("more", more);
         Ok(Changes {
-            people: people.into_iter().map(|(_, p)| p).collect(),
+            changes: people.into_iter().map(|(_, c)| c).collect(),
             up_to,
             more,
         })
@@ -677,7 +742,8 @@ fn now_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-fn to_item(p: &Person, version: Version, feed: String) -> Item {
+/// A person's item, without its version (stamped when it is sent).
+fn to_item(p: &Person, feed: String) -> Item {
     HashMap::from([
         (ID.into(), AttributeValue::S(p.id.clone())),
         (FIRST_NAME.into(), AttributeValue::S(p.first_name.clone())),
@@ -688,9 +754,35 @@ fn to_item(p: &Person, version: Version, feed: String) -> Item {
             HOBBIES.into(),
             AttributeValue::L(p.hobbies.iter().cloned().map(AttributeValue::S).collect()),
         ),
-        (VERSION.into(), AttributeValue::N(version.to_string())),
         (FEED.into(), AttributeValue::S(feed)),
     ])
+}
+
+/// A tombstone's item, without its version: the id, the feed shard, the
+/// mark, and when it may expire.
+fn tombstone_item(id: &str, feed: String, now_secs: u64) -> Item {
+    let expires = now_secs + TOMBSTONE_LIFETIME.as_secs();
+    HashMap::from([
+        (ID.into(), AttributeValue::S(id.to_owned())),
+        (DELETED.into(), AttributeValue::Bool(true)),
+        (EXPIRES_AT.into(), AttributeValue::N(expires.to_string())),
+        (FEED.into(), AttributeValue::S(feed)),
+    ])
+}
+
+fn is_tombstone(item: &Item) -> bool {
+    matches!(item.get(DELETED), Some(AttributeValue::Bool(true)))
+}
+
+/// A feed item as a change: a tombstone is a delete.
+fn change_of(item: &Item) -> Result<Change, StoreError> {
+    if is_tombstone(item) {
+        return match item.get(ID) {
+            Some(AttributeValue::S(id)) => Ok(Change::Delete(id.clone())),
+            _ => Err(bad_item("<no id>", "a tombstone without a string `id`")),
+        };
+    }
+    from_item(item).map(Change::Put)
 }
 
 fn from_item(item: &Item) -> Result<Person, StoreError> {
@@ -773,7 +865,8 @@ mod tests {
     fn items_round_trip_keeping_hobby_order_and_empty_hobbies() {
         for hobbies in [&[][..], &["Go", "Chess", "Archery"][..]] {
             let p = person(hobbies);
-            let item = to_item(&p, 42, "f1".into());
+            let mut item = to_item(&p, "f1".into());
+            item.insert(VERSION.into(), AttributeValue::N("42".into()));
             assert_eq!(from_item(&item).unwrap(), p);
             assert_eq!(version_of(&item).unwrap(), 42);
         }
@@ -781,7 +874,7 @@ mod tests {
 
     #[test]
     fn an_item_that_does_not_decode_is_an_error_naming_its_id() {
-        let mut item = to_item(&person(&[]), 1, "f0".into());
+        let mut item = to_item(&person(&[]), "f0".into());
         item.insert(HOBBIES.into(), AttributeValue::Ss(vec!["Chess".into()]));
         let err = from_item(&item).unwrap_err();
         assert!(matches!(err, StoreError::Permanent(_)));

@@ -122,6 +122,11 @@ impl PeopleStore for FaultyPeopleStore {
         self.inner.put_batch(people).await
     }
 
+    async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError> {
+        self.faults.check("delete_batch").await?;
+        self.inner.delete_batch(ids).await
+    }
+
     async fn scan(
         &self,
         segment: u32,
@@ -144,6 +149,10 @@ impl PeopleStore for FaultyPeopleStore {
 
     fn feed_overlap(&self) -> Version {
         self.inner.feed_overlap()
+    }
+
+    fn tombstone_lifetime(&self) -> Option<std::time::Duration> {
+        self.inner.tombstone_lifetime()
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::Person;
+use crate::domain::{Change, Person};
 use crate::jobs::{JobMessage, RequestRecord, RequestStatus};
 use crate::ports::{
     Changes, Created, JobQueue, Outcome, PeopleStore, QueueError, RequestStore, ScanPage, Started,
@@ -25,7 +25,9 @@ struct Inner {
     /// Version of each row.
     versions: Vec<Version>,
     /// (version, row) in version order; a row rewritten later also has an
-    /// older entry, which `changes_since` skips.
+    /// older entry, which `changes_since` skips. A removed row's last entry
+    /// is its tombstone (a removed row is never reused: a person added
+    /// again gets a new row).
     log: Vec<(Version, u32)>,
     latest: Version,
 }
@@ -38,7 +40,7 @@ impl MemoryPeopleStore {
     /// A store holding `table`, as if its rows had been written in order
     /// (bulk seeding of the local server).
     pub fn with_table(table: PeopleTable) -> Self {
-        let n = table.len() as u64;
+        let n = table.rows_len() as u64;
         Self {
             inner: RwLock::new(Inner {
                 versions: (1..=n).collect(),
@@ -49,6 +51,7 @@ impl MemoryPeopleStore {
         }
     }
 
+    /// People held (not deleted).
     pub fn len(&self) -> usize {
         self.read().table.len()
     }
@@ -96,6 +99,26 @@ impl PeopleStore for MemoryPeopleStore {
         Ok(report)
     }
 
+    async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError> {
+        let mut inner = self.write();
+        let mut report = WriteReport::default();
+        for id in ids {
+            match inner.table.remove(id) {
+                Some(row) => {
+                    inner.latest += 1;
+                    let version = inner.latest;
+                    inner.versions[row as usize] = version;
+                    inner.log.push((version, row));
+                    report.written += 1;
+                }
+                // Already absent: the delete holds, and no tombstone is
+                // needed since no reader holds the person.
+                None => report.unchanged += 1,
+            }
+        }
+        Ok(report)
+    }
+
     async fn scan(
         &self,
         segment: u32,
@@ -115,7 +138,7 @@ impl PeopleStore for MemoryPeopleStore {
             })?,
         };
         let inner = self.read();
-        let rows: Vec<usize> = (from..inner.table.len())
+        let rows: Vec<usize> = (from..inner.table.rows_len())
             .step_by(segments as usize)
             .take(PAGE + 1)
             .collect();
@@ -123,6 +146,7 @@ impl PeopleStore for MemoryPeopleStore {
         let people = rows
             .iter()
             .take(PAGE)
+            .filter(|&&r| !inner.table.is_removed(r as u32))
             .map(|&r| inner.table.person(r as u32))
             .collect();
         Ok(ScanPage { people, next })
@@ -135,25 +159,29 @@ impl PeopleStore for MemoryPeopleStore {
     async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError> {
         let inner = self.read();
         let start = inner.log.partition_point(|&(v, _)| v <= since);
-        let mut people = Vec::new();
+        let mut changes = Vec::new();
         let mut up_to = since;
         let mut more = false;
         for &(version, row) in &inner.log[start..] {
             if inner.versions[row as usize] != version {
                 continue; // superseded by a later write of the same person
             }
-            if people.len() == limit {
+            if changes.len() == limit {
                 more = true;
                 break;
             }
-            people.push(inner.table.person(row));
+            changes.push(if inner.table.is_removed(row) {
+                Change::Delete(inner.table.id(row).to_owned())
+            } else {
+                Change::Put(inner.table.person(row))
+            });
             up_to = version;
         }
         if !more {
             up_to = up_to.max(inner.latest);
         }
         Ok(Changes {
-            people,
+            changes,
             up_to,
             more,
         })

@@ -26,49 +26,66 @@ pub struct HobbyPair {
     pub count: u64,
 }
 
+/// Aggregates over the matches of every segment of the snapshot: counts
+/// are kept per segment by symbol, then added up by value.
 pub fn report(snapshot: &Snapshot, filter: &PeopleFilter) -> Report {
-    let matches = snapshot.matches(filter);
-    let table = snapshot.table();
-    let mut nationalities = vec![0u64; table.nationality_count()];
-    let mut hobbies = vec![0u64; table.hobby_count()];
-    // Pairs keyed (a, b) with a's name before b's: compare by name rank.
-    let mut order: Vec<u32> = (0..table.hobby_count() as u32).collect();
-    order.sort_unstable_by(|&a, &b| table.hobby_name(a).cmp(table.hobby_name(b)));
-    let mut rank_of = vec![0u32; order.len()];
-    for (rank, &id) in order.iter().enumerate() {
-        rank_of[id as usize] = rank as u32;
-    }
-    let mut pairs: hashbrown::HashMap<(u32, u32), u64> = hashbrown::HashMap::new();
+    let mut total = 0;
+    let mut nationalities: hashbrown::HashMap<String, u64> = hashbrown::HashMap::new();
+    let mut hobbies: hashbrown::HashMap<String, u64> = hashbrown::HashMap::new();
+    let mut pairs: hashbrown::HashMap<[String; 2], u64> = hashbrown::HashMap::new();
     let mut per_person: Vec<u64> = Vec::new();
-    for rank in matches.iter() {
-        let row = snapshot.row_at(rank);
-        nationalities[table.nationality_id(row) as usize] += 1;
-        let hs = table.hobby_ids(row);
-        if per_person.len() <= hs.len() {
-            per_person.resize(hs.len() + 1, 0);
+    for part in snapshot.segment_matches(filter) {
+        total += part.matches.len();
+        let table = part.table;
+        let mut nats = vec![0u64; table.nationality_count()];
+        let mut hobby_counts = vec![0u64; table.hobby_count()];
+        // Pairs keyed (a, b) with a's name before b's: compare by name rank.
+        let mut order: Vec<u32> = (0..table.hobby_count() as u32).collect();
+        order.sort_unstable_by(|&a, &b| table.hobby_name(a).cmp(table.hobby_name(b)));
+        let mut rank_of = vec![0u32; order.len()];
+        for (rank, &id) in order.iter().enumerate() {
+            rank_of[id as usize] = rank as u32;
         }
-        per_person[hs.len()] += 1;
-        for (i, &a) in hs.iter().enumerate() {
-            hobbies[a as usize] += 1;
-            for &b in &hs[i + 1..] {
-                let pair = if rank_of[a as usize] < rank_of[b as usize] {
-                    (a, b)
-                } else {
-                    (b, a)
-                };
-                *pairs.entry(pair).or_default() += 1;
+        let mut segment_pairs: hashbrown::HashMap<(u32, u32), u64> = hashbrown::HashMap::new();
+        for row in part.rows() {
+            nats[table.nationality_id(row) as usize] += 1;
+            let hs = table.hobby_ids(row);
+            if per_person.len() <= hs.len() {
+                per_person.resize(hs.len() + 1, 0);
+            }
+            per_person[hs.len()] += 1;
+            for (i, &a) in hs.iter().enumerate() {
+                hobby_counts[a as usize] += 1;
+                for &b in &hs[i + 1..] {
+                    let pair = if rank_of[a as usize] < rank_of[b as usize] {
+                        (a, b)
+                    } else {
+                        (b, a)
+                    };
+                    *segment_pairs.entry(pair).or_default() += 1;
+                }
             }
         }
+        for (id, count) in nats.into_iter().enumerate().filter(|&(_, c)| c > 0) {
+            *nationalities
+                .entry_ref(table.nationality_name(id as u32))
+                .or_default() += count;
+        }
+        for (id, count) in hobby_counts.into_iter().enumerate().filter(|&(_, c)| c > 0) {
+            *hobbies.entry_ref(table.hobby_name(id as u32)).or_default() += count;
+        }
+        for ((a, b), count) in segment_pairs {
+            let key = [
+                table.hobby_name(a).to_owned(),
+                table.hobby_name(b).to_owned(),
+            ];
+            *pairs.entry(key).or_default() += count;
+        }
     }
-    let top = |counts: Vec<u64>, name: &dyn Fn(u32) -> String| -> Vec<ValueCount> {
+    let top = |counts: hashbrown::HashMap<String, u64>| -> Vec<ValueCount> {
         let mut v: Vec<ValueCount> = counts
             .into_iter()
-            .enumerate()
-            .filter(|&(_, count)| count > 0)
-            .map(|(id, count)| ValueCount {
-                value: name(id as u32),
-                count,
-            })
+            .map(|(value, count)| ValueCount { value, count })
             .collect();
         v.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
         v.truncate(TOP);
@@ -76,13 +93,7 @@ pub fn report(snapshot: &Snapshot, filter: &PeopleFilter) -> Report {
     };
     let mut top_pairs: Vec<HobbyPair> = pairs
         .into_iter()
-        .map(|((a, b), count)| HobbyPair {
-            hobbies: [
-                table.hobby_name(a).to_owned(),
-                table.hobby_name(b).to_owned(),
-            ],
-            count,
-        })
+        .map(|(hobbies, count)| HobbyPair { hobbies, count })
         .collect();
     top_pairs.sort_unstable_by(|a, b| {
         b.count
@@ -91,9 +102,9 @@ pub fn report(snapshot: &Snapshot, filter: &PeopleFilter) -> Report {
     });
     top_pairs.truncate(TOP);
     Report {
-        total: matches.len(),
-        top_nationalities: top(nationalities, &|id| table.nationality_name(id).to_owned()),
-        top_hobbies: top(hobbies, &|id| table.hobby_name(id).to_owned()),
+        total,
+        top_nationalities: top(nationalities),
+        top_hobbies: top(hobbies),
         top_hobby_pairs: top_pairs,
         hobbies_per_person: per_person,
     }

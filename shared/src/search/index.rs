@@ -23,7 +23,7 @@ use crate::text;
 /// bitmaps. Each level costs about as much memory as the word index.
 const PREFIX_CHARS: usize = 3;
 
-pub struct Snapshot {
+pub struct Segment {
     table: PeopleTable,
     /// rank → row of `table`.
     by_rank: Vec<u32>,
@@ -37,22 +37,67 @@ pub struct Snapshot {
     nationality: Vec<RoaringBitmap>,
     /// Indexed by hobby symbol.
     hobby: Vec<RoaringBitmap>,
-    top_nationalities: Vec<ValueCount>,
-    top_hobbies: Vec<ValueCount>,
 }
 
 /// The people that a filter matches, as ranks.
 pub enum Matches<'a> {
     /// Everybody: ranks `0..n`.
     All(u32),
+    /// Ranks `0..n` but those in the set (people deleted or replaced since
+    /// the segment was built), without materialising a bitmap of everyone.
+    AllBut(u32, &'a RoaringBitmap),
     Set(Cow<'a, RoaringBitmap>),
 }
 
-impl Matches<'_> {
+impl<'a> Matches<'a> {
     pub fn len(&self) -> u64 {
         match self {
             Matches::All(n) => u64::from(*n),
+            Matches::AllBut(n, dead) => u64::from(*n) - dead.len(),
             Matches::Set(b) => b.len(),
+        }
+    }
+
+    /// Leaves out the ranks in `dead`.
+    pub(crate) fn without<'b>(self, dead: &'b RoaringBitmap) -> Matches<'b>
+    where
+        'a: 'b,
+    {
+        if dead.is_empty() {
+            return self;
+        }
+        match self {
+            Matches::All(n) => Matches::AllBut(n, dead),
+            Matches::AllBut(n, d) => Matches::Set(Cow::Owned(
+                RoaringBitmap::from_sorted_iter(0..n).expect("sorted") - d - dead,
+            )),
+            Matches::Set(b) => Matches::Set(Cow::Owned(b.into_owned() - dead)),
+        }
+    }
+
+    /// The match at 0-based position `i`.
+    pub(crate) fn select(&self, i: u64) -> Option<u32> {
+        if i >= self.len() {
+            return None;
+        }
+        let i = i as u32; // < len ≤ 2^32
+        match self {
+            Matches::All(_) => Some(i),
+            Matches::AllBut(_, dead) => {
+                // The smallest r with (r + 1) - |dead ∩ [0, r]| > i: between
+                // i and i + |dead|.
+                let (mut lo, mut hi) = (i, i.saturating_add(dead.len() as u32));
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if u64::from(mid) + 1 - dead.rank(mid) > u64::from(i) {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                Some(lo)
+            }
+            Matches::Set(b) => b.select(i),
         }
     }
 
@@ -61,21 +106,32 @@ impl Matches<'_> {
     }
 
     /// How many matches rank below `rank`.
-    fn count_below(&self, rank: u32) -> u64 {
+    pub(crate) fn count_below(&self, rank: u32) -> u64 {
         match self {
             Matches::All(n) => u64::from(rank.min(*n)),
+            Matches::AllBut(n, dead) => {
+                let below = rank.min(*n);
+                u64::from(below) - below.checked_sub(1).map_or(0, |r| dead.rank(r))
+            }
             Matches::Set(b) => rank.checked_sub(1).map_or(0, |r| b.rank(r)),
         }
     }
 
     /// The ranks at positions `offset..offset + size` of the matches.
-    fn ranks(&self, offset: u64, size: usize) -> Vec<u32> {
+    pub(crate) fn ranks(&self, offset: u64, size: usize) -> Vec<u32> {
         if offset >= self.len() {
             return Vec::new();
         }
         let offset = offset as u32; // < len ≤ 2^32
         match self {
             Matches::All(n) => (offset..(*n).min(offset.saturating_add(size as u32))).collect(),
+            Matches::AllBut(n, dead) => match self.select(u64::from(offset)) {
+                Some(first) => (first..*n)
+                    .filter(|r| !dead.contains(*r))
+                    .take(size)
+                    .collect(),
+                None => Vec::new(),
+            },
             Matches::Set(b) => match b.select(offset) {
                 Some(first) => b.range(first..).take(size).collect(),
                 None => Vec::new(),
@@ -87,33 +143,14 @@ impl Matches<'_> {
     pub fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self {
             Matches::All(n) => Box::new(0..*n),
+            Matches::AllBut(n, dead) => Box::new((0..*n).filter(|r| !dead.contains(*r))),
             Matches::Set(b) => Box::new(b.iter()),
         }
     }
 }
 
-/// Where a page starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PageStart {
-    /// The match at this 0-based position.
-    Offset(u64),
-    /// The first match after this key (keyset pagination: stable while
-    /// people are added or changed between pages).
-    After(SortKey),
-}
-
-pub struct SearchPage {
-    pub total: u64,
-    /// Position of the first item among the matches.
-    pub offset: u64,
-    pub items: Vec<Person>,
-    /// Key of the last item, when matches follow it.
-    pub next: Option<SortKey>,
-}
-
-impl Snapshot {
+impl Segment {
     pub fn build(table: PeopleTable) -> Self {
-        let n = table.len();
         // Fold every distinct name once; real data has a few thousand.
         let names: Vec<(u32, &str)> = table.names.iter().collect();
         let folded_name: Vec<Box<str>> = names
@@ -133,16 +170,22 @@ impl Snapshot {
             name_order[sym as usize] = order;
         }
 
-        let mut by_rank: Vec<u32> = (0..n as u32).collect();
+        // Sort keys per row, so the sort compares integers held together.
+        let order_of: Vec<(u32, u32)> = (0..table.rows_len() as u32)
+            .map(|row| {
+                (
+                    name_order[table.last_id(row) as usize],
+                    name_order[table.first_id(row) as usize],
+                )
+            })
+            .collect();
+        let mut by_rank: Vec<u32> = table.rows().collect();
         by_rank.par_sort_unstable_by(|&a, &b| {
-            let (a_, b_) = (a as usize, b as usize);
-            name_order[table.last[a_] as usize]
-                .cmp(&name_order[table.last[b_] as usize])
-                .then_with(|| {
-                    name_order[table.first[a_] as usize].cmp(&name_order[table.first[b_] as usize])
-                })
+            order_of[a as usize]
+                .cmp(&order_of[b as usize])
                 .then_with(|| table.id(a).as_bytes().cmp(table.id(b).as_bytes()))
         });
+        drop(order_of);
 
         // Name words: per name symbol, the ids of its words in the vocabulary.
         let mut word_ids: HashMap<&str, u32> = HashMap::new();
@@ -188,8 +231,8 @@ impl Snapshot {
                 let mut person = Vec::new();
                 for (rank, &row) in by_rank.iter().enumerate() {
                     person.clear();
-                    person.extend_from_slice(&name_words[table.first[row as usize] as usize]);
-                    person.extend_from_slice(&name_words[table.last[row as usize] as usize]);
+                    person.extend_from_slice(&name_words[table.first_id(row) as usize]);
+                    person.extend_from_slice(&name_words[table.last_id(row) as usize]);
                     person.sort_unstable();
                     person.dedup();
                     for &w in &person {
@@ -205,7 +248,7 @@ impl Snapshot {
                         let mut person = Vec::new();
                         for (rank, &row) in by_rank.iter().enumerate() {
                             person.clear();
-                            for sym in [table.first[row as usize], table.last[row as usize]] {
+                            for sym in [table.first_id(row), table.last_id(row)] {
                                 for &w in &name_words[sym as usize] {
                                     person.extend_from_slice(&word_prefixes[w as usize]);
                                 }
@@ -222,7 +265,7 @@ impl Snapshot {
                         let mut nats = vec![Vec::new(); table.nationalities.len()];
                         let mut hobbies = vec![Vec::new(); table.hobby_names.len()];
                         for (rank, &row) in by_rank.iter().enumerate() {
-                            nats[table.nationality[row as usize] as usize].push(rank as u32);
+                            nats[table.nationality_id(row) as usize].push(rank as u32);
                             for &h in table.hobby_ids(row) {
                                 hobbies[h as usize].push(rank as u32);
                             }
@@ -258,10 +301,8 @@ impl Snapshot {
             .collect();
         let nationality = to_bitmaps(nat_ranks);
         let hobby = to_bitmaps(hobby_ranks);
-        let top_nationalities = counts(&table.nationalities, &nationality);
-        let top_hobbies = counts(&table.hobby_names, &hobby);
         drop(names);
-        Snapshot {
+        Segment {
             table,
             by_rank,
             folded_name,
@@ -269,17 +310,11 @@ impl Snapshot {
             short_prefixes,
             nationality,
             hobby,
-            top_nationalities,
-            top_hobbies,
         }
     }
 
     pub fn len(&self) -> usize {
         self.by_rank.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_rank.is_empty()
     }
 
     pub fn table(&self) -> &PeopleTable {
@@ -290,10 +325,13 @@ impl Snapshot {
         self.table.get(id)
     }
 
-    /// Top `limit` nationalities and hobbies by count, then value.
-    pub fn filter_options(&self, limit: usize) -> (Vec<ValueCount>, Vec<ValueCount>) {
-        let take = |v: &[ValueCount]| v.iter().take(limit).cloned().collect();
-        (take(&self.top_nationalities), take(&self.top_hobbies))
+    /// People per nationality and per hobby (with a count above 0), the
+    /// ranks in `dead` left out.
+    pub(crate) fn value_counts(&self, dead: &RoaringBitmap) -> (Vec<ValueCount>, Vec<ValueCount>) {
+        (
+            counts(&self.table.nationalities, &self.nationality, dead),
+            counts(&self.table.hobby_names, &self.hobby, dead),
+        )
     }
 
     /// The people matching `filter`.
@@ -376,12 +414,12 @@ impl Snapshot {
             .collect()
     }
 
-    fn key_of_rank(&self, rank: u32) -> (&str, &str, &str) {
+    pub(crate) fn key_of_rank(&self, rank: u32) -> (&str, &str, &str) {
         let row = self.by_rank[rank as usize];
         let t = &self.table;
         (
-            &self.folded_name[t.last[row as usize] as usize],
-            &self.folded_name[t.first[row as usize] as usize],
+            &self.folded_name[t.last_id(row) as usize],
+            &self.folded_name[t.first_id(row) as usize],
             t.id(row),
         )
     }
@@ -396,42 +434,35 @@ impl Snapshot {
     }
 
     /// The first rank whose key is greater than `key`.
-    fn rank_after(&self, key: &SortKey) -> u32 {
-        let want = (key.last.as_bytes(), key.first.as_bytes(), key.id.as_bytes());
+    pub(crate) fn rank_after(&self, key: &SortKey) -> u32 {
+        self.rank_after_parts(&key.last, &key.first, &key.id)
+    }
+
+    /// The first rank whose key is greater than (last, first, id), folded.
+    pub(crate) fn rank_after_parts(&self, last: &str, first: &str, id: &str) -> u32 {
+        let want = (last.as_bytes(), first.as_bytes(), id.as_bytes());
         self.by_rank.partition_point(|&row| {
             let t = &self.table;
             let have = (
-                self.folded_name[t.last[row as usize] as usize].as_bytes(),
-                self.folded_name[t.first[row as usize] as usize].as_bytes(),
+                self.folded_name[t.last_id(row) as usize].as_bytes(),
+                self.folded_name[t.first_id(row) as usize].as_bytes(),
                 t.id(row).as_bytes(),
             );
             have.cmp(&want) != Ordering::Greater
         }) as u32
     }
 
-    /// One page of the people matching `filter`, with the exact total.
-    pub fn search(&self, filter: &PeopleFilter, start: &PageStart, size: usize) -> SearchPage {
-        let matches = self.matches(filter);
-        let total = matches.len();
-        let offset = match start {
-            PageStart::Offset(o) => *o,
-            PageStart::After(key) => matches.count_below(self.rank_after(key)),
-        };
-        let ranks = matches.ranks(offset, size);
-        let next = match ranks.last() {
-            Some(&last) if offset + (ranks.len() as u64) < total => Some(self.sort_key(last)),
-            _ => None,
-        };
-        let items = ranks
-            .iter()
-            .map(|&r| self.table.person(self.by_rank[r as usize]))
-            .collect();
-        SearchPage {
-            total,
-            offset,
-            items,
-            next,
-        }
+    /// The rank of the person with `id`, if this segment holds them: a
+    /// binary search by their key, so no rank-per-row array is kept.
+    pub(crate) fn rank_of(&self, id: &str) -> Option<u32> {
+        let row = self.table.row_of(id)?;
+        let t = &self.table;
+        let after = self.rank_after_parts(
+            &self.folded_name[t.last_id(row) as usize],
+            &self.folded_name[t.first_id(row) as usize],
+            id,
+        );
+        Some(after - 1)
     }
 
     /// Row of the table at `rank`, for aggregations over matches.
@@ -440,17 +471,27 @@ impl Snapshot {
     }
 }
 
-fn counts(symbols: &super::table::Symbols, bitmaps: &[RoaringBitmap]) -> Vec<ValueCount> {
-    let mut out: Vec<ValueCount> = symbols
+fn counts(
+    symbols: &super::table::Symbols,
+    bitmaps: &[RoaringBitmap],
+    dead: &RoaringBitmap,
+) -> Vec<ValueCount> {
+    symbols
         .iter()
-        .map(|(id, value)| ValueCount {
-            value: value.to_owned(),
-            count: bitmaps[id as usize].len(),
+        .map(|(id, value)| {
+            let b = &bitmaps[id as usize];
+            let gone = if dead.is_empty() {
+                0
+            } else {
+                b.intersection_len(dead)
+            };
+            ValueCount {
+                value: value.to_owned(),
+                count: b.len() - gone,
+            }
         })
         .filter(|vc| vc.count > 0)
-        .collect();
-    out.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-    out
+        .collect()
 }
 
 /// Union of bitmaps, borrowing when there is only one.

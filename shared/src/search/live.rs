@@ -5,15 +5,18 @@
 //! in the background and the request is answered from the current
 //! snapshot. On Lambda, where work left running after the response is
 //! frozen until the next invocation, the request that finds a refresh due
-//! waits for it ([`Refresh::Inline`]); every other request in that second
-//! does not. A refresh reads the changes since the newest version it has
+//! waits for it ([`Refresh::Inline`]), but for one feed page at most
+//! (`INLINE_CHANGES`): a longer catch-up continues on the next requests, so
+//! a request's cost stays bounded; every other request in that second does
+//! not wait. A refresh reads the changes since the newest version it has
 //! seen (and, once per overlap window, re-reads that window for writes
-//! that became readable late), applies them in one batch, and swaps the
+//! that became readable late), applies each page as a delta of the index
+//! (never a rebuild: merges run on the engine's own thread), and swaps the
 //! snapshot.
 //!
 //! Freshness bound: a write is in the index of a warm instance at most
-//! `refresh_every` + one refresh (a feed read, plus an index rebuild when
-//! something changed) after it became readable in the store, provided the
+//! `refresh_every` + one refresh (a feed read, plus a delta of a few
+//! milliseconds when something changed) after it became readable in the store, provided the
 //! instance receives requests; an idle instance catches up on its next
 //! request. A write that became readable later than newer ones (DynamoDB,
 //! several writers) is in at most `overlap` + `refresh_every` after it was
@@ -28,8 +31,10 @@ use std::time::{Duration, Instant};
 use super::{SearchEngine, Snapshot};
 use crate::ports::{PeopleStore, StoreError, Version};
 
-/// Changes applied per engine rebuild at most.
+/// Changes read per feed page.
 const CHANGES_PER_BATCH: usize = 20_000;
+/// Changes a request applies at most when it refreshes inline (Lambda).
+const INLINE_CHANGES: usize = 5_000;
 
 pub struct LiveIndex {
     engine: SearchEngine,
@@ -58,6 +63,8 @@ struct Feed {
     /// Every change up to this version is in the index, including writes
     /// that became readable late (see `catch_up`).
     swept: AtomicU64,
+    /// Milliseconds since `started` of the last complete catch-up.
+    caught_up_ms: AtomicU64,
 }
 
 impl LiveIndex {
@@ -85,6 +92,7 @@ impl LiveIndex {
                 refreshing: AtomicBool::new(false),
                 seen: AtomicU64::new(version),
                 swept: AtomicU64::new(version.saturating_sub(store.feed_overlap())),
+                caught_up_ms: AtomicU64::new(0),
                 store,
             }),
         }
@@ -103,8 +111,12 @@ impl LiveIndex {
                 && !feed.refreshing.swap(true, Ordering::AcqRel)
             {
                 let this = Arc::clone(self);
+                let limit = match feed.mode {
+                    Refresh::Background => None,
+                    Refresh::Inline => Some(INLINE_CHANGES),
+                };
                 let refresh = async move {
-                    if let Err(e) = this.refresh().await {
+                    if let Err(e) = this.refresh_up_to(limit).await {
                         tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "index refresh failed; serving the previous snapshot");
                     }
                     // Only the request that claimed the refresh releases it.
@@ -129,14 +141,54 @@ impl LiveIndex {
     /// started: both only ever move the feed positions forward, and applying
     /// a change twice leaves the index as it was.
     pub async fn refresh(self: &Arc<Self>) -> Result<usize, StoreError> {
+        self.refresh_up_to(None).await
+    }
+
+    /// A refresh that applies about `limit` changes at most (all: `None`);
+    /// when it stops short, the next refresh is due at once.
+    async fn refresh_up_to(self: &Arc<Self>, limit: Option<usize>) -> Result<usize, StoreError> {
         let Some(feed) = &self.feed else {
             return Ok(0);
         };
-        let result = self.catch_up(feed).await;
-        let due = feed.started.elapsed() + feed.every;
+        let result = self.catch_up(feed, limit).await;
+        let now = feed.started.elapsed();
+        let due = match &result {
+            Ok((_, false)) => now,
+            _ => now + feed.every,
+        };
         feed.next_due_ms
             .store(due.as_millis() as u64, Ordering::Relaxed);
-        result
+        result.map(|(changed, _)| changed)
+    }
+
+    /// Rebuilds the index from a scan of the store when this instance has
+    /// not read the feed for longer than a tombstone lives: a delete it
+    /// has not seen may be gone from the feed.
+    async fn rebuild_if_stale(&self, feed: &Feed) -> Result<(), StoreError> {
+        let Some(lifetime) = feed.store.tombstone_lifetime() else {
+            return Ok(());
+        };
+        let last = Duration::from_millis(feed.caught_up_ms.load(Ordering::Acquire));
+        // The overlap is in the store's version units (microseconds).
+        let margin = Duration::from_micros(feed.store.feed_overlap()) + Duration::from_secs(60);
+        if feed.started.elapsed().saturating_sub(last) + margin < lifetime {
+            return Ok(());
+        }
+        tracing::warn!(
+            ?lifetime,
+            "the feed was not read for longer than a tombstone lives; rebuilding the index from a scan"
+        );
+        let (fresh, version) = super::build_from_store(feed.store.as_ref(), 4, &|_| {}).await?;
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.replace_with(&fresh))
+            .await
+            .map_err(|e| StoreError::Permanent(Box::new(e)))?;
+        feed.seen.store(version, Ordering::Release);
+        feed.swept.store(
+            version.saturating_sub(feed.store.feed_overlap()),
+            Ordering::Release,
+        );
+        Ok(())
     }
 
     /// Reads the feed after the newest version seen. Where writes can
@@ -145,8 +197,13 @@ impl LiveIndex {
     /// last sweep: by then every write up to `latest - overlap` is readable,
     /// so it is swept in for good. Each change is read at most about twice,
     /// not once per refresh.
-    async fn catch_up(self: &Arc<Self>, feed: &Feed) -> Result<usize, StoreError> {
+    async fn catch_up(
+        self: &Arc<Self>,
+        feed: &Feed,
+        limit: Option<usize>,
+    ) -> Result<(usize, bool), StoreError> {
         let start = std::time::Instant::now();
+        self.rebuild_if_stale(feed).await?;
         let seen = feed.seen.load(Ordering::Acquire);
         let overlap = feed.store.feed_overlap();
         let mut since = seen;
@@ -160,26 +217,39 @@ impl LiveIndex {
             }
         }
         let mut changed = 0;
+        let mut read = 0;
         let mut newest = seen;
-        loop {
-            let changes = feed.store.changes_since(since, CHANGES_PER_BATCH).await?;
-            if !changes.people.is_empty() {
-                // A rebuild is CPU work: keep it off the request threads.
-                let this = Arc::clone(self);
-                let people = changes.people;
-                changed += tokio::task::spawn_blocking(move || this.engine.upsert(&people))
+        let complete = loop {
+            let page = limit.map_or(CHANGES_PER_BATCH, |l| l.min(CHANGES_PER_BATCH));
+            let changes = feed.store.changes_since(since, page).await?;
+            read += changes.changes.len();
+            if !changes.changes.is_empty() {
+                // Applying is CPU work: keep it off the request threads.
+                let engine = self.engine.clone();
+                let batch = changes.changes;
+                changed += tokio::task::spawn_blocking(move || engine.apply(&batch))
                     .await
                     .map_err(|e| StoreError::Permanent(Box::new(e)))?;
             }
             newest = newest.max(changes.up_to);
             if !changes.more {
-                break;
+                break true;
             }
             since = changes.up_to;
-        }
+            if limit.is_some_and(|l| read >= l) {
+                break false;
+            }
+        };
         feed.seen.fetch_max(newest, Ordering::AcqRel);
         if let Some(safe) = sweep_to {
-            feed.swept.fetch_max(safe, Ordering::AcqRel);
+            // A sweep that stopped short has still swept what it read
+            // (every write up to `safe` was readable when it started).
+            let swept = if complete { safe } else { newest.min(safe) };
+            feed.swept.fetch_max(swept, Ordering::AcqRel);
+        }
+        if complete {
+            feed.caught_up_ms
+                .fetch_max(feed.started.elapsed().as_millis() as u64, Ordering::AcqRel);
         }
         if changed > 0 {
             let people = self.engine.snapshot().len();
@@ -193,6 +263,6 @@ impl LiveIndex {
                 "index caught up with the change feed"
             );
         }
-        Ok(changed)
+        Ok((changed, complete))
     }
 }

@@ -3,7 +3,7 @@
 //! A million people as `Person` values cost about 300 MB of small heap
 //! allocations; here they cost about 45 MB: names, nationalities and hobbies
 //! are interned (real data has a few thousand distinct names), ids live in one
-//! arena, and each person is a handful of `u32`s. Hashing is foldhash (fast,
+//! arenas, and each person is a handful of `u32`s. Hashing is foldhash (fast,
 //! randomly seeded per process).
 
 use std::hash::BuildHasher;
@@ -63,22 +63,59 @@ pub struct PersonRef<'a> {
     pub hobbies: &'a [&'a str],
 }
 
-/// Rows of people, addressed by a dense row number. Rows are never removed;
-/// an upsert of a known id rewrites that row in place.
+/// Rows per chunk of a table. A clone of a table shares its chunks, and a
+/// chunk is copied only when a row in it is rewritten, so an index merge
+/// (clone the base's table, append the changed people, drop the removed
+/// ones) copies the few chunks it touches, not a million rows.
+const CHUNK_ROWS: usize = 4096;
+
+/// Up to `CHUNK_ROWS` rows, column-wise.
+#[derive(Clone, Default)]
+struct Chunk {
+    id_arena: String,
+    /// End of each row's id in `id_arena`.
+    id_end: Vec<u32>,
+    first: Vec<u32>,
+    last: Vec<u32>,
+    nationality: Vec<u32>,
+    /// Hobbies of row `r`: `hobbies[hobby_start[r]..hobby_start[r] + hobby_len[r]]`.
+    hobby_start: Vec<u32>,
+    hobby_len: Vec<u8>,
+    hobbies: Vec<u32>,
+}
+
+impl Chunk {
+    fn id(&self, r: usize) -> &str {
+        let start = if r == 0 {
+            0
+        } else {
+            self.id_end[r - 1] as usize
+        };
+        &self.id_arena[start..self.id_end[r] as usize]
+    }
+
+    fn hobby_ids(&self, r: usize) -> &[u32] {
+        let start = self.hobby_start[r] as usize;
+        &self.hobbies[start..start + self.hobby_len[r] as usize]
+    }
+
+    fn hobby_offset(&self) -> u32 {
+        u32::try_from(self.hobbies.len()).expect("fewer than 2^32 hobby entries")
+    }
+}
+
+/// Rows of people, addressed by a dense row number. An upsert of a known id
+/// rewrites that row in place; a removed row stays, unreachable by id and
+/// skipped by [`PeopleTable::rows`], until the table is compacted.
 #[derive(Clone, Default)]
 pub struct PeopleTable {
     pub(crate) names: Symbols,
     pub(crate) nationalities: Symbols,
     pub(crate) hobby_names: Symbols,
-    id_arena: String,
-    id_end: Vec<u32>,
-    pub(crate) first: Vec<u32>,
-    pub(crate) last: Vec<u32>,
-    pub(crate) nationality: Vec<u32>,
-    /// Hobbies of row `r`: `hobbies[hobby_start[r]..hobby_start[r] + hobby_len[r]]`.
-    hobby_start: Vec<u32>,
-    hobby_len: Vec<u8>,
-    hobbies: Vec<u32>,
+    chunks: Vec<Arc<Chunk>>,
+    len: usize,
+    /// Rows that were removed.
+    removed: roaring::RoaringBitmap,
     by_id: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
 }
@@ -96,22 +133,42 @@ impl PeopleTable {
         Self::default()
     }
 
+    /// Rows, removed ones included (row numbers are below this).
+    pub fn rows_len(&self) -> usize {
+        self.len
+    }
+
+    /// People held (rows not removed).
     pub fn len(&self) -> usize {
-        self.id_end.len()
+        self.len - self.removed.len() as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.id_end.is_empty()
+        self.len() == 0
+    }
+
+    /// Rows removed and not yet compacted away.
+    pub fn removed_len(&self) -> usize {
+        self.removed.len() as usize
+    }
+
+    /// Every row that holds a person, in row order.
+    pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len as u32).filter(|r| !self.removed.contains(*r))
+    }
+
+    pub fn is_removed(&self, row: u32) -> bool {
+        self.removed.contains(row)
+    }
+
+    fn chunk(&self, row: u32) -> (&Chunk, usize) {
+        let row = row as usize;
+        (&self.chunks[row / CHUNK_ROWS], row % CHUNK_ROWS)
     }
 
     pub fn id(&self, row: u32) -> &str {
-        let row = row as usize;
-        let start = if row == 0 {
-            0
-        } else {
-            self.id_end[row - 1] as usize
-        };
-        &self.id_arena[start..self.id_end[row] as usize]
+        let (c, r) = self.chunk(row);
+        c.id(r)
     }
 
     pub fn row_of(&self, id: &str) -> Option<u32> {
@@ -119,8 +176,19 @@ impl PeopleTable {
         self.by_id.find(hash, |&row| self.id(row) == id).copied()
     }
 
+    pub(crate) fn first_id(&self, row: u32) -> u32 {
+        let (c, r) = self.chunk(row);
+        c.first[r]
+    }
+
+    pub(crate) fn last_id(&self, row: u32) -> u32 {
+        let (c, r) = self.chunk(row);
+        c.last[r]
+    }
+
     pub(crate) fn nationality_id(&self, row: u32) -> u32 {
-        self.nationality[row as usize]
+        let (c, r) = self.chunk(row);
+        c.nationality[r]
     }
 
     pub(crate) fn nationality_count(&self) -> usize {
@@ -140,20 +208,20 @@ impl PeopleTable {
     }
 
     pub(crate) fn hobby_ids(&self, row: u32) -> &[u32] {
-        let start = self.hobby_start[row as usize] as usize;
-        &self.hobbies[start..start + self.hobby_len[row as usize] as usize]
+        let (c, r) = self.chunk(row);
+        c.hobby_ids(r)
     }
 
     pub fn first_name(&self, row: u32) -> &str {
-        self.names.resolve(self.first[row as usize])
+        self.names.resolve(self.first_id(row))
     }
 
     pub fn last_name(&self, row: u32) -> &str {
-        self.names.resolve(self.last[row as usize])
+        self.names.resolve(self.last_id(row))
     }
 
     pub fn nationality(&self, row: u32) -> &str {
-        self.nationalities.resolve(self.nationality[row as usize])
+        self.nationalities.resolve(self.nationality_id(row))
     }
 
     pub fn person(&self, row: u32) -> Person {
@@ -185,6 +253,26 @@ impl PeopleTable {
         })
     }
 
+    /// Whether row `row` holds exactly `p`.
+    pub(crate) fn holds(&self, row: u32, p: &Person) -> bool {
+        let (c, r) = self.chunk(row);
+        let same = |sym: u32, s: &Symbols, v: &str| s.get(v) == Some(sym);
+        same(c.first[r], &self.names, &p.first_name)
+            && same(c.last[r], &self.names, &p.last_name)
+            && same(c.nationality[r], &self.nationalities, &p.nationality)
+            && {
+                let mut seen: Vec<u32> = Vec::with_capacity(p.hobbies.len());
+                for h in p.hobbies.iter().take(255) {
+                    match self.hobby_names.get(h) {
+                        Some(id) if !seen.contains(&id) => seen.push(id),
+                        Some(_) => {}
+                        None => return false,
+                    }
+                }
+                c.hobby_ids(r) == seen.as_slice()
+            }
+    }
+
     /// Inserts a person, or rewrites the row of a known id.
     ///
     /// Hobbies are kept as a set, in the order given (first occurrence wins),
@@ -201,53 +289,92 @@ impl PeopleTable {
             }
         }
         if let Some(row) = self.row_of(p.id) {
-            let r = row as usize;
-            if self.first[r] == first
-                && self.last[r] == last
-                && self.nationality[r] == nationality
-                && self.hobby_ids(row) == hobby_ids.as_slice()
+            let (c, r) = self.chunk(row);
+            if c.first[r] == first
+                && c.last[r] == last
+                && c.nationality[r] == nationality
+                && c.hobby_ids(r) == hobby_ids.as_slice()
             {
                 return Upserted::Unchanged(row);
             }
-            self.first[r] = first;
-            self.last[r] = last;
-            self.nationality[r] = nationality;
-            if hobby_ids.len() <= self.hobby_len[r] as usize {
-                let start = self.hobby_start[r] as usize;
-                self.hobbies[start..start + hobby_ids.len()].copy_from_slice(&hobby_ids);
+            let c = Arc::make_mut(&mut self.chunks[row as usize / CHUNK_ROWS]);
+            let r = row as usize % CHUNK_ROWS;
+            c.first[r] = first;
+            c.last[r] = last;
+            c.nationality[r] = nationality;
+            if hobby_ids.len() <= c.hobby_len[r] as usize {
+                let start = c.hobby_start[r] as usize;
+                c.hobbies[start..start + hobby_ids.len()].copy_from_slice(&hobby_ids);
             } else {
                 // The old slot is too small; the row gets a new one and the
                 // old one is left unused (a few bytes per grown row).
-                self.hobby_start[r] = self.hobby_offset();
-                self.hobbies.extend_from_slice(&hobby_ids);
+                c.hobby_start[r] = c.hobby_offset();
+                c.hobbies.extend_from_slice(&hobby_ids);
             }
-            self.hobby_len[r] = hobby_ids.len() as u8;
+            c.hobby_len[r] = hobby_ids.len() as u8;
             return Upserted::Replaced(row);
         }
-        let row = u32::try_from(self.len()).expect("fewer than 2^32 people");
-        self.id_arena.push_str(p.id);
-        self.id_end
-            .push(u32::try_from(self.id_arena.len()).expect("id arena under 4 GiB"));
-        self.first.push(first);
-        self.last.push(last);
-        self.nationality.push(nationality);
-        self.hobby_start.push(self.hobby_offset());
-        self.hobby_len.push(hobby_ids.len() as u8);
-        self.hobbies.extend_from_slice(&hobby_ids);
-        let hasher = &self.hasher;
-        let arena = &self.id_arena;
-        let ends = &self.id_end;
-        let hash = hasher.hash_one(p.id);
+        let row = u32::try_from(self.len).expect("fewer than 2^32 rows");
+        if self.len.is_multiple_of(CHUNK_ROWS) {
+            self.chunks.push(Arc::default());
+        }
+        let c = Arc::make_mut(self.chunks.last_mut().expect("a chunk was pushed"));
+        c.id_arena.push_str(p.id);
+        c.id_end
+            .push(u32::try_from(c.id_arena.len()).expect("id arena under 4 GiB"));
+        c.first.push(first);
+        c.last.push(last);
+        c.nationality.push(nationality);
+        c.hobby_start.push(c.hobby_offset());
+        c.hobby_len.push(hobby_ids.len() as u8);
+        c.hobbies.extend_from_slice(&hobby_ids);
+        self.len += 1;
+        let hash = self.hasher.hash_one(p.id);
+        let (hasher, chunks) = (&self.hasher, &self.chunks);
         self.by_id.insert_unique(hash, row, |&r| {
             let r = r as usize;
-            let start = if r == 0 { 0 } else { ends[r - 1] as usize };
-            hasher.hash_one(&arena[start..ends[r] as usize])
+            hasher.hash_one(chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS))
         });
         Upserted::Inserted(row)
     }
 
-    fn hobby_offset(&self) -> u32 {
-        u32::try_from(self.hobbies.len()).expect("fewer than 2^32 hobby entries")
+    /// Removes the person with `id`, if any, and returns their row. The row
+    /// stays (it is garbage until [`PeopleTable::compacted`]), so no other
+    /// row moves and no chunk is copied.
+    pub fn remove(&mut self, id: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        let chunks = &self.chunks;
+        let entry = self
+            .by_id
+            .find_entry(hash, |&row| {
+                let r = row as usize;
+                chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS) == id
+            })
+            .ok()?;
+        let (row, _) = entry.remove();
+        self.removed.insert(row);
+        Some(row)
+    }
+
+    /// The same people in a new table without removed rows.
+    pub fn compacted(&self) -> PeopleTable {
+        let mut out = PeopleTable::new();
+        for row in self.rows() {
+            let (c, r) = self.chunk(row);
+            let hobbies: Vec<&str> = c
+                .hobby_ids(r)
+                .iter()
+                .map(|&h| self.hobby_names.resolve(h))
+                .collect();
+            out.upsert_ref(PersonRef {
+                id: c.id(r),
+                first_name: self.names.resolve(c.first[r]),
+                last_name: self.names.resolve(c.last[r]),
+                nationality: self.nationalities.resolve(c.nationality[r]),
+                hobbies: &hobbies,
+            });
+        }
+        out
     }
 }
 
@@ -284,6 +411,31 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.get("b").map(|p| p.last_name), Some("Kim".into()));
         assert_eq!(t.get("c"), None);
+    }
+
+    #[test]
+    fn a_removed_row_is_unreachable_and_a_clone_shares_chunks() {
+        let mut t = PeopleTable::new();
+        for i in 0..(CHUNK_ROWS + 10) {
+            t.upsert(&person(&format!("id{i}"), "F", "L", "N", &["X"]));
+        }
+        let copy = t.clone();
+        assert!(Arc::ptr_eq(&t.chunks[0], &copy.chunks[0]));
+        assert_eq!(t.remove("id3"), Some(3));
+        assert_eq!(t.remove("id3"), None);
+        assert_eq!(t.get("id3"), None);
+        assert_eq!(t.len(), CHUNK_ROWS + 9);
+        assert_eq!(t.rows_len(), CHUNK_ROWS + 10);
+        assert!(!t.rows().any(|r| r == 3));
+        // Removing and appending touch no shared chunk but the last.
+        t.upsert(&person("id3", "G", "L", "N", &[]));
+        assert_eq!(t.row_of("id3"), Some((CHUNK_ROWS + 10) as u32));
+        assert!(Arc::ptr_eq(&t.chunks[0], &copy.chunks[0]));
+        assert_eq!(copy.get("id3").map(|p| p.first_name), Some("F".into()));
+        let compact = t.compacted();
+        assert_eq!(compact.rows_len(), compact.len());
+        assert_eq!(compact.len(), t.len());
+        assert_eq!(compact.get("id3"), t.get("id3"));
     }
 
     #[test]
