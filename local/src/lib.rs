@@ -14,7 +14,7 @@ use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use shared::adapters::hub::ConnectionHub;
-use shared::api::{self, ApiError, QueryApi};
+use shared::api::{self, ApiError, PeopleWriter, QueryApi};
 use shared::jobs::{Enqueuer, ProcessError, Worker, process};
 use shared::wiring::{Jobs, People};
 use shared::ws::{Pusher, WsApi};
@@ -28,6 +28,8 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub struct App {
     pub query: QueryApi,
     pub enqueue: Enqueuer,
+    /// `PUT` / `DELETE /people/{id}`, refreshing the index after each.
+    pub people: PeopleWriter,
     pub ws: WsApi,
     /// The live WebSocket connections.
     pub hub: Arc<ConnectionHub>,
@@ -50,6 +52,10 @@ impl App {
                 requests: Arc::clone(&jobs.requests),
             },
             enqueue: enqueuer(),
+            people: PeopleWriter {
+                store: Arc::clone(&people.store),
+                index: Some(Arc::clone(&people.index)),
+            },
             ws: WsApi {
                 pusher,
                 enqueuer: enqueuer(),
@@ -167,6 +173,8 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
     let req = Request::from_parts(parts, bytes);
     let response = if req.uri().path() == "/requests" {
         api::handle_submit(&app.enqueue, req).await
+    } else if api::is_person_write(req.method(), req.uri().path()) {
+        api::handle_write(&app.people, req).await
     } else {
         api::handle(&app.query, req).await
     };

@@ -487,3 +487,115 @@ fn json_logs_carry_the_correlation_id_from_http_to_the_push() {
         );
     }
 }
+
+/// `PUT /people/{id}` creates (201) then replaces (200), validated like an
+/// import line; `DELETE` answers 204 then 404; each write is searchable
+/// (or gone) when its response arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_and_delete_a_person_are_searchable_at_once() {
+    use reqwest::Method;
+    let server = Server::start().await;
+    let ann =
+        r#"{"first_name":"Annwyl","last_name":"Zyxwv","nationality":"Welsh","hobbies":["Harp"]}"#;
+
+    // WHEN a new person is put THEN 201, and search finds them at once
+    let (status, body) = server.send(Method::PUT, "/people/put-1", ann).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], "put-1");
+    let (_, page) = server.get("/people?search=zyxwv").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["first_name"], "Annwyl");
+    let (_, options) = server.get("/filters?limit=100").await;
+    assert!(
+        options["nationalities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|vc| vc["value"] == "Welsh" && vc["count"] == 1),
+        "{options}"
+    );
+
+    // WHEN the same id is put again with another name THEN 200, replaced
+    let renamed = r#"{"id":"put-1","first_name":"Bethan","last_name":"Zyxwv","nationality":"Welsh","hobbies":[]}"#;
+    let (status, body) = server.send(Method::PUT, "/people/put-1", renamed).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = server.get("/people?search=zyxwv").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["first_name"], "Bethan");
+    let (_, page) = server.get("/people?search=annwyl").await;
+    assert_eq!(page["total"], 0);
+
+    // Bad bodies are 400 with the field named, and change nothing
+    for (body, field) in [
+        (
+            r#"{"id":"other","first_name":"A","last_name":"B","nationality":"C","hobbies":[]}"#,
+            "id",
+        ),
+        (
+            r#"{"first_name":"","last_name":"B","nationality":"C","hobbies":[]}"#,
+            "first_name",
+        ),
+        (
+            r#"{"first_name":"A","nationality":"C","hobbies":[]}"#,
+            "body",
+        ),
+        ("not json", "body"),
+        ("[1]", "body"),
+    ] {
+        let (status, reply) = server.send(Method::PUT, "/people/put-1", body).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(reply["error"]["parameter"], field, "{body}: {reply}");
+    }
+    let (_, person) = server.get("/people/put-1").await;
+    assert_eq!(person["first_name"], "Bethan");
+
+    // WHEN the person is deleted THEN 204, gone from search and by id
+    let total_before = server.get("/people").await.1["total"].as_u64().unwrap();
+    let (status, body) = server.send(Method::DELETE, "/people/put-1", "").await;
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, _) = server.get("/people/put-1").await;
+    assert_eq!(status, 404);
+    let (_, page) = server.get("/people?search=zyxwv").await;
+    assert_eq!(page["total"], 0);
+    let (_, all) = server.get("/people").await;
+    assert_eq!(all["total"].as_u64().unwrap(), total_before - 1);
+    // and a second delete is 404
+    let (status, body) = server.send(Method::DELETE, "/people/put-1", "").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    server.shutdown().await;
+}
+
+/// A `delete` job removes people in bulk; they are out of search when the
+/// request is completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_job_removes_people_by_the_time_it_completes() {
+    let server = Server::start().await;
+    let all = people();
+    let gone: Vec<&str> = all.iter().take(300).map(|p| p.id.as_str()).collect();
+    let body = serde_json::json!({"kind": "delete", "ids": gone}).to_string();
+    let (status, accepted) = server.post("/requests", &body, None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let record = server.finished(accepted["id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["kind"], "delete");
+    assert_eq!(record["result"]["deleted"], 300);
+    let (_, page) = server.get("/people?page_size=1").await;
+    assert_eq!(page["total"], (PEOPLE - 300) as u64);
+    for id in gone.iter().step_by(37) {
+        let (status, _) = server.get(&format!("/people/{id}")).await;
+        assert_eq!(status, 404, "{id}");
+    }
+    // Bad delete bodies are refused up front.
+    for (body, field) in [
+        (r#"{"kind":"delete"}"#, "ids"),
+        (r#"{"kind":"delete","ids":[]}"#, "ids"),
+        (r#"{"kind":"delete","ids":[1]}"#, "ids"),
+        (r#"{"kind":"delete","ids":"x"}"#, "ids"),
+    ] {
+        let (status, reply) = server.post("/requests", body, None).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert_eq!(reply["error"]["parameter"], field, "{body}: {reply}");
+    }
+    server.shutdown().await;
+}

@@ -62,12 +62,7 @@ pub async fn open_people(
                         .into(),
                 ));
             }
-            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-            let store: Arc<dyn PeopleStore> = Arc::new(
-                DynamoPeopleStore::new(client, &config.people_table)
-                    .with_feed_shards(config.feed_shards)
-                    .with_feed_overlap(config.refresh_overlap),
-            );
+            let store = open_people_store(config).await;
             let (engine, version) =
                 build_from_store(store.as_ref(), config.scan_segments, &|_| {}).await?;
             (store, engine, version)
@@ -93,6 +88,22 @@ pub async fn open_people(
         store,
         index: Arc::new(index),
     })
+}
+
+/// The people store of `config` alone, for a writer that keeps no index
+/// (the enqueue function). Memory storage starts empty.
+pub async fn open_people_store(config: &PeopleConfig) -> Arc<dyn PeopleStore> {
+    match config.storage {
+        StorageType::Memory => Arc::new(MemoryPeopleStore::new()),
+        StorageType::DynamoDb => {
+            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+            Arc::new(
+                DynamoPeopleStore::new(client, &config.people_table)
+                    .with_feed_shards(config.feed_shards)
+                    .with_feed_overlap(config.refresh_overlap),
+            )
+        }
+    }
 }
 
 /// Where requests are kept and queued.

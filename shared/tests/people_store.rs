@@ -896,3 +896,51 @@ async fn throttling_on_the_wire_is_retried_then_reported_as_unavailable() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert_eq!(throttle.attempts.load(Ordering::SeqCst), 3);
 }
+
+/// A writer whose clock is minutes behind (an operator's laptop running
+/// `admin import`) still writes people that a warm reader sees on its next
+/// refresh: versions follow DynamoDB's clock (the `Date` of its answers),
+/// not the writer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_minutes_behind_is_seen_by_warm_readers() {
+    use shared::domain::PeopleFilter;
+    use shared::search::{LiveIndex, PageStart, build_from_store};
+
+    // GIVEN a warm reader that has read the feed up to now
+    let client = moto_client();
+    let table = fresh_table(&client, "skewed").await;
+    let reader: Arc<dyn PeopleStore> = Arc::new(DynamoPeopleStore::new(client.clone(), &table));
+    reader.put_batch(&numbered("r", 5)).await.unwrap();
+    let (engine, version) = build_from_store(reader.as_ref(), 2, &|_| {}).await.unwrap();
+    let index = Arc::new(LiveIndex::following(
+        engine,
+        Arc::clone(&reader),
+        version,
+        Duration::ZERO,
+        shared::search::Refresh::Background,
+    ));
+    reader.put_batch(&numbered("s", 3)).await.unwrap();
+    assert_eq!(index.refresh().await.unwrap(), 3);
+
+    // WHEN a writer whose clock is 10 minutes behind writes and deletes
+    let writer = DynamoPeopleStore::new(client, &table).with_clock_behind(Duration::from_secs(600));
+    let late = person("late-1", "Tardy", "Laggard", &[]);
+    writer.put_batch(std::slice::from_ref(&late)).await.unwrap();
+    writer.delete_batch(&["r00000".into()]).await.unwrap();
+    let offset = writer
+        .clock()
+        .offset()
+        .expect("the writer learned the server's clock");
+    assert!(offset >= Duration::from_secs(590), "{offset:?}");
+
+    // THEN the reader's next refresh sees both
+    assert_eq!(index.refresh().await.unwrap(), 2);
+    let snapshot = index.engine().snapshot();
+    assert_eq!(snapshot.get("late-1"), Some(late));
+    assert_eq!(snapshot.get("r00000"), None);
+    let laggard = PeopleFilter::new("laggard", vec![], vec![], Default::default());
+    assert_eq!(
+        snapshot.search(&laggard, &PageStart::Offset(0), 10).total,
+        1
+    );
+}

@@ -1,18 +1,41 @@
-//! The enqueue Lambda: `POST /requests` from the API Gateway HTTP API.
+//! The enqueue Lambda, the write path of the HTTP API: `POST /requests`,
+//! and `PUT` / `DELETE /people/{id}` (the query function stays read-only).
 
 use bytes::Bytes;
 use lambda_http::{Body, Error, Request, Response};
-use shared::api;
+use shared::api::{self, PeopleWriter};
 use shared::jobs::Enqueuer;
 
-/// One API Gateway request.
+/// What the function's routes need.
+pub struct Writes {
+    pub enqueue: Enqueuer,
+    pub people: PeopleWriter,
+}
+
+/// One API Gateway request to `POST /requests`.
 pub async fn handler(deps: &Enqueuer, event: Request) -> Result<Response<Body>, Error> {
     let (parts, body) = event.into_parts();
     let request = http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
-    let (parts, body) = api::handle_submit(deps, request).await.into_parts();
+    Ok(to_lambda(api::handle_submit(deps, request).await))
+}
+
+/// One API Gateway request to any route of the function.
+pub async fn write_handler(deps: &Writes, event: Request) -> Result<Response<Body>, Error> {
+    let (parts, body) = event.into_parts();
+    let request = http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
+    let response = if api::is_person_write(request.method(), request.uri().path()) {
+        api::handle_write(&deps.people, request).await
+    } else {
+        api::handle_submit(&deps.enqueue, request).await
+    };
+    Ok(to_lambda(response))
+}
+
+fn to_lambda(response: http::Response<Bytes>) -> Response<Body> {
+    let (parts, body) = response.into_parts();
     let body = match String::from_utf8(body.to_vec()) {
         Ok(text) => Body::Text(text),
         Err(e) => Body::Binary(e.into_bytes()),
     };
-    Ok(Response::from_parts(parts, body))
+    Response::from_parts(parts, body)
 }

@@ -1,19 +1,28 @@
-//! Enqueue Lambda: validates a process request, records it, queues it.
+//! Enqueue Lambda: validates a process request, records it, queues it; and
+//! writes or deletes one person (`PUT` / `DELETE /people/{id}`).
 
 use lambda_http::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run_http;
-use shared::config::JobsConfig;
+use shared::api::PeopleWriter;
+use shared::config::{JobsConfig, PeopleConfig};
 use shared::jobs::Enqueuer;
-use shared::wiring::open_jobs;
+use shared::wiring::{open_jobs, open_people_store};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let metrics = shared::lambda::init_metrics("enqueue")?;
     let jobs = open_jobs(&JobsConfig::from_env()?).await?;
-    let deps = Enqueuer {
-        requests: jobs.requests,
-        queue: jobs.queue,
+    let deps = enqueue::Writes {
+        enqueue: Enqueuer {
+            requests: jobs.requests,
+            queue: jobs.queue,
+        },
+        // No index here: the query function's follows the change feed.
+        people: PeopleWriter {
+            store: open_people_store(&PeopleConfig::from_env()?).await,
+            index: None,
+        },
     };
-    run_http(metrics, |event| enqueue::handler(&deps, event)).await
+    run_http(metrics, |event| enqueue::write_handler(&deps, event)).await
 }

@@ -83,3 +83,79 @@ async fn a_failed_send_is_reported_and_leaves_no_queued_record() {
     assert_eq!(record.error.unwrap().code, "enqueue_failed");
     assert!(queue.try_receive().is_none());
 }
+
+const PUT_PERSON: &str = include_str!("../../../events/enqueue-put-person.json");
+const PUT_INVALID: &str = include_str!("../../../events/enqueue-put-person-invalid.json");
+const DELETE_PERSON: &str = include_str!("../../../events/enqueue-delete-person.json");
+
+fn writes() -> (
+    enqueue::Writes,
+    Arc<shared::adapters::memory::MemoryPeopleStore>,
+) {
+    let (enqueue, _, _) = deps();
+    let store = Arc::new(shared::adapters::memory::MemoryPeopleStore::new());
+    let writes = enqueue::Writes {
+        enqueue,
+        people: shared::api::PeopleWriter {
+            store: store.clone(),
+            index: None,
+        },
+    };
+    (writes, store)
+}
+
+async fn call_writes(deps: &enqueue::Writes, json: &str) -> (u16, Option<Value>) {
+    let response = enqueue::write_handler(deps, event(json)).await.unwrap();
+    let body = match response.body() {
+        Body::Text(t) if t.is_empty() => None,
+        Body::Text(t) => Some(serde_json::from_str(t).unwrap()),
+        Body::Empty => None,
+        Body::Binary(b) if b.is_empty() => None,
+        other => panic!("expected text, got {other:?}"),
+    };
+    (response.status().as_u16(), body)
+}
+
+/// PUT creates (201) then replaces (200); DELETE is 204 then 404; the
+/// change feed carries the tombstone for the query function's index.
+#[tokio::test]
+async fn a_person_is_put_replaced_and_deleted_through_api_gateway_events() {
+    use shared::domain::Change;
+    use shared::ports::PeopleStore;
+    let (deps, store) = writes();
+    let v0 = store.latest_version().await.unwrap();
+
+    let (status, body) = call_writes(&deps, PUT_PERSON).await;
+    assert_eq!(status, 201, "{body:?}");
+    let body = body.unwrap();
+    assert_eq!(body["id"], "p-1001");
+    assert_eq!(body["first_name"], "Zoë");
+    assert_eq!(
+        store.get("p-1001").await.unwrap().map(|p| p.hobbies),
+        Some(vec!["Chess".to_owned(), "Hiking".to_owned()])
+    );
+    let (status, _) = call_writes(&deps, PUT_PERSON).await;
+    assert_eq!(status, 200, "the same id again replaces");
+
+    let (status, body) = call_writes(&deps, PUT_INVALID).await;
+    assert_eq!(status, 400);
+    assert_eq!(body.unwrap()["error"]["parameter"], "first_name");
+    assert_eq!(
+        store.get("p-1001").await.unwrap().map(|p| p.first_name),
+        Some("Zoë".to_owned()),
+        "a refused write changes nothing"
+    );
+
+    let (status, body) = call_writes(&deps, DELETE_PERSON).await;
+    assert_eq!((status, body), (204, None));
+    assert_eq!(store.get("p-1001").await.unwrap(), None);
+    let changes = store.changes_since(v0, 10).await.unwrap();
+    assert_eq!(changes.changes, [Change::Delete("p-1001".into())]);
+    let (status, body) = call_writes(&deps, DELETE_PERSON).await;
+    assert_eq!(status, 404);
+    assert_eq!(body.unwrap()["error"]["code"], "not_found");
+
+    // POST /requests still goes to the enqueue handler.
+    let (status, body) = call_writes(&deps, REPORT).await;
+    assert_eq!(status, 202, "{body:?}");
+}

@@ -140,6 +140,26 @@ impl Server {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// `PUT` or `DELETE` (`method`) on `path` with a JSON `body`; the
+    /// status, and the JSON body if there is one (else null).
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON body")
+        };
+        (status, body)
+    }
+
     /// Polls `GET /requests/{id}` until the request finishes.
     pub async fn finished(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);

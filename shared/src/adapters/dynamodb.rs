@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::error::Error as StdError;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -112,11 +113,111 @@ pub struct DynamoPeopleStore {
     /// The last version this instance gave a write (or promised through
     /// `latest_version`): versions from one instance strictly increase.
     last_version: AtomicU64,
+    /// This machine's clock, corrected to DynamoDB's (see [`ServerClock`]).
+    clock: Arc<ServerClock>,
 }
+
+/// This machine's clock, corrected by the offset to DynamoDB's clock that
+/// the responses' `Date` headers show.
+///
+/// Versions are times, and a reader moves its watermark with its own clock:
+/// a writer whose clock is minutes behind (an operator's laptop running
+/// `admin import`) would stamp versions that warm readers are already past,
+/// and they would never see those people. So every response of the table's
+/// client updates the offset to the server's clock, a writer learns it
+/// before its first write, and versions are `local clock + offset`. `Date`
+/// has whole seconds, so an offset under [`CLOCK_TOLERANCE`] is taken as
+/// none; what remains is far inside the feed's overlap window.
+#[derive(Debug, Default)]
+pub struct ServerClock {
+    /// Microseconds to add to the local clock.
+    offset: AtomicI64,
+    /// Whether a response has told the offset yet.
+    known: AtomicBool,
+    /// Only for tests: how far this "machine's" clock is behind the real one.
+    behind: AtomicU64,
+}
+
+/// Offsets smaller than this are not corrected (`Date` has whole seconds).
+pub const CLOCK_TOLERANCE: Duration = Duration::from_secs(2);
+
+impl ServerClock {
+    /// The local clock, as the tests may have skewed it.
+    fn local_micros(&self) -> i64 {
+        now_micros() as i64 - self.behind.load(Ordering::Relaxed) as i64
+    }
+
+    /// The corrected time in microseconds since the epoch.
+    pub fn now_micros(&self) -> u64 {
+        let now = self.local_micros() + self.offset.load(Ordering::Relaxed);
+        u64::try_from(now).unwrap_or(0)
+    }
+
+    /// How far the local clock is behind the server's (negative: ahead),
+    /// once a response told.
+    pub fn offset(&self) -> Option<Duration> {
+        self.known
+            .load(Ordering::Acquire)
+            .then(|| Duration::from_micros(self.offset.load(Ordering::Relaxed).unsigned_abs()))
+    }
+
+    /// Takes the server's time from a `Date` header.
+    fn observe(&self, date: &str) {
+        let Ok(server) = chrono::DateTime::parse_from_rfc2822(date) else {
+            return;
+        };
+        // The header's second, taken at its middle.
+        let server = server.timestamp() * 1_000_000 + 500_000;
+        let offset = server - self.local_micros();
+        let offset = if offset.unsigned_abs() < CLOCK_TOLERANCE.as_micros() as u64 {
+            0
+        } else {
+            offset
+        };
+        let before = self.offset.swap(offset, Ordering::Relaxed);
+        let first = !self.known.swap(true, Ordering::AcqRel);
+        if offset != 0 && (first || (before - offset).abs() > 1_000_000) {
+            tracing::warn!(
+                offset_ms = offset / 1000,
+                "this machine's clock differs from DynamoDB's; versions are corrected by the offset"
+            );
+        }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for ClockInterceptor {
+    fn name(&self) -> &'static str {
+        "ServerClock"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(date) = context.response().headers().get("date") {
+            self.0.observe(date);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct ClockInterceptor(Arc<ServerClock>);
 
 impl DynamoPeopleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let clock = Arc::new(ServerClock::default());
+        let client = Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .interceptor(ClockInterceptor(Arc::clone(&clock)))
+                .build(),
+        );
         Self {
+            clock,
             client,
             table: table.into(),
             feed_shards: DEFAULT_FEED_SHARDS,
@@ -134,6 +235,45 @@ impl DynamoPeopleStore {
     pub fn with_feed_overlap(mut self, overlap: Duration) -> Self {
         self.feed_overlap = overlap.as_micros().try_into().unwrap_or(Version::MAX);
         self
+    }
+
+    /// Only for tests: this store's machine clock runs `behind` the real one
+    /// (a laptop minutes behind), to show that versions still follow
+    /// DynamoDB's clock.
+    pub fn with_clock_behind(self, behind: Duration) -> Self {
+        self.clock
+            .behind
+            .store(behind.as_micros() as u64, Ordering::Relaxed);
+        self
+    }
+
+    /// The clock versions are taken from.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
+    }
+
+    /// Learns the server's clock before the first write: a GetItem of an id
+    /// no person has (cheap, and allowed to every writer). A later response
+    /// keeps the offset current.
+    async fn learn_clock(&self) -> Result<(), StoreError> {
+        if self.clock.known.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S("\u{0}clock".into()))
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", e))?;
+        if !self.clock.known.load(Ordering::Acquire) {
+            // No Date header (an emulator without one): the local clock it is.
+            tracing::warn!(
+                "DynamoDB's answer has no Date header; versions use this machine's clock"
+            );
+            self.clock.known.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// The number of change-feed shards (at least 1). A property of the
@@ -179,7 +319,7 @@ impl DynamoPeopleStore {
     /// since the epoch, or one past the last version issued if the clock has
     /// not moved on (or went back).
     fn reserve_versions(&self, n: u64) -> Version {
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let first = |last: u64| now.max(last.saturating_add(1));
         let last = self
             .last_version
@@ -201,6 +341,7 @@ impl DynamoPeopleStore {
     /// version), retrying what DynamoDB hands back unprocessed. Returns the
     /// ids still unwritten.
     async fn write_chunk(&self, items: Vec<Item>) -> Result<Vec<String>, StoreError> {
+        self.learn_clock().await?;
         let first = self.reserve_versions(items.len() as u64);
         let mut pending = items
             .into_iter()
@@ -377,7 +518,7 @@ impl PeopleStore for DynamoPeopleStore {
         let mut unique: Vec<&str> = ids.iter().map(String::as_str).collect();
         unique.sort_unstable();
         unique.dedup();
-        let now_secs = now_micros() / 1_000_000;
+        let now_secs = self.clock.now_micros() / 1_000_000;
         let unique = &unique;
         let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
             .map(|from| {
@@ -466,14 +607,17 @@ impl PeopleStore for DynamoPeopleStore {
         Ok(ScanPage { people, next })
     }
 
-    /// The current time in microseconds, or later if this instance already
+    /// The current time (DynamoDB's clock) in microseconds, or later if this instance already
     /// issued a later version: every write that completed before the call
     /// has a version at most this, and every later write of this instance a
     /// greater one. Not 0 for an empty table (that would cost a read, and
     /// nobody needs to tell).
     #[tracing::instrument(skip(self), fields(table = %self.table))]
     async fn latest_version(&self) -> Result<Version, StoreError> {
-        let now = now_micros();
+        // A reader's watermark follows the server's clock too: one ahead
+        // would move past writes still to come.
+        self.learn_clock().await?;
+        let now = self.clock.now_micros();
         Ok(self.last_version.fetch_max(now, Ordering::AcqRel).max(now))
     }
 
@@ -611,7 +755,40 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
             None => Ok(false),
         }
     })
-    .await
+    .await?;
+    // Tombstones expire through TTL on `expires_at` (the template declares
+    // the same). Enabling it twice is an error, so look first.
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| store_error("DescribeTimeToLive", table, e))?;
+    let enabled = ttl
+        .time_to_live_description()
+        .and_then(|d| d.time_to_live_status())
+        .is_some_and(|s| {
+            matches!(
+                s,
+                aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled
+                    | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
+            )
+        });
+    if !enabled {
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(built(
+                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                    .attribute_name(EXPIRES_AT)
+                    .enabled(true)
+                    .build(),
+            )?)
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateTimeToLive", table, e))?;
+    }
+    Ok(())
 }
 
 /// Sends `create` (a table that exists already is fine), then waits until
@@ -925,6 +1102,8 @@ mod tests {
                 .build(),
         );
         let store = DynamoPeopleStore::new(client, "t");
+        // No server to ask: the local clock it is.
+        store.clock.known.store(true, Ordering::Release);
         let a = store.reserve_versions(1_000_000);
         let b = store.reserve_versions(1);
         assert!(b >= a + 1_000_000, "{a} then {b}");

@@ -5,6 +5,7 @@
 mod cursor;
 mod error;
 pub mod params;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use cursor::Cursor;
 pub use error::ApiError;
 pub use params::{PeopleQuery, parse_query};
+pub use write::{PeopleWriter, handle_write, is_person_write};
 
 use crate::domain::{Person, ValueCount};
 use crate::jobs::{Enqueuer, SubmitError, submit};

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::model::{
-    FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
+    FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_DELETE_IDS, MAX_IMPORT_PEOPLE,
     MAX_QUEUE_MESSAGE_BYTES, RequestRecord,
 };
 use crate::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, StoreError};
@@ -39,7 +39,7 @@ fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
 }
 
 /// Parses and checks a request body: `{"kind": "report", "filter": {...}}`
-/// or `{"kind": "import", "people": [...]}`.
+/// `{"kind": "import", "people": [...]}` or `{"kind": "delete", "ids": [...]}`.
 pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(SubmitError::TooLarge);
@@ -79,13 +79,53 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
             }
             Job::Import { people }
         }
+        Some("delete") => {
+            let ids = match object.remove("ids") {
+                Some(Value::Array(ids)) => ids,
+                Some(_) => return Err(invalid("ids", "ids must be an array of strings")),
+                None => return Err(invalid("ids", "a delete needs ids")),
+            };
+            if ids.is_empty() {
+                return Err(invalid("ids", "ids is empty"));
+            }
+            if ids.len() > MAX_DELETE_IDS {
+                return Err(invalid(
+                    "ids",
+                    format!(
+                        "at most {MAX_DELETE_IDS} ids per request; split the delete into several requests"
+                    ),
+                ));
+            }
+            let mut out = Vec::with_capacity(ids.len());
+            for (i, id) in ids.into_iter().enumerate() {
+                let Value::String(id) = id else {
+                    return Err(invalid("ids", format!("ids[{i}] is not a string")));
+                };
+                if id.trim().is_empty() || id.chars().count() > crate::domain::MAX_ID_CHARS {
+                    return Err(invalid(
+                        "ids",
+                        format!(
+                            "ids[{i}]: an id is 1 to {} characters, not blank",
+                            crate::domain::MAX_ID_CHARS
+                        ),
+                    ));
+                }
+                out.push(id);
+            }
+            Job::Delete { ids: out }
+        }
         Some(other) => {
             return Err(invalid(
                 "kind",
-                format!("kind {other:?} is not one of: report, import"),
+                format!("kind {other:?} is not one of: report, import, delete"),
             ));
         }
-        None => return Err(invalid("kind", "kind is required: report or import")),
+        None => {
+            return Err(invalid(
+                "kind",
+                "kind is required: report, import or delete",
+            ));
+        }
     };
     if let Some(extra) = object.keys().next() {
         return Err(invalid(extra, format!("unknown field {extra:?}")));

@@ -10,6 +10,9 @@ use crate::domain::{HobbiesMatch, PeopleFilter};
 /// (SQS: 256 KiB), and 1,000 people of the longest allowed fields fit.
 /// Larger imports are split by the client, or go through `admin import`.
 pub const MAX_IMPORT_PEOPLE: usize = 1_000;
+/// Ids in one delete request (a message of at most 1,000 ids of the
+/// longest allowed length is well under the queue's limit).
+pub const MAX_DELETE_IDS: usize = 1_000;
 /// Largest request body accepted by `POST /requests`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Largest queue message (SQS: 256 KiB). A body under `MAX_BODY_BYTES` can
@@ -22,6 +25,7 @@ pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
 pub enum JobKind {
     Report,
     Import,
+    Delete,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +148,11 @@ pub enum Job {
     Import {
         people: Vec<Value>,
     },
+    /// People to delete by id; an id nobody has is not an error (the
+    /// delete holds either way).
+    Delete {
+        ids: Vec<String>,
+    },
 }
 
 impl Job {
@@ -151,6 +160,7 @@ impl Job {
         match self {
             Job::Report { .. } => JobKind::Report,
             Job::Import { .. } => JobKind::Import,
+            Job::Delete { .. } => JobKind::Delete,
         }
     }
 }

@@ -216,6 +216,7 @@ async fn run(
             }
         },
         Job::Import { people } => Outcome::Completed(import(worker, id, people, deadline).await?),
+        Job::Delete { ids } => Outcome::Completed(delete(worker, ids, deadline).await?),
     };
     let processed = match &outcome {
         Outcome::Completed(_) => Processed::Completed,
@@ -283,6 +284,37 @@ async fn import(
     Ok(json!({ "accepted": accepted.len(), "rejected": rejected }))
 }
 
+/// Deletes people by id, in chunks (deadline checked between); a
+/// redelivery deletes the same ids again, which changes nothing. The
+/// result counts the distinct ids deleted (an id nobody had included: the
+/// DynamoDB store does not read before it writes a tombstone).
+async fn delete(
+    worker: &Worker,
+    ids: &[String],
+    deadline: Option<Instant>,
+) -> Result<Value, ProcessError> {
+    let mut distinct: Vec<String> = Vec::with_capacity(ids.len());
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if seen.insert(id.as_str()) {
+            distinct.push(id.clone());
+        }
+    }
+    for chunk in distinct.chunks(IMPORT_CHUNK) {
+        time_left(deadline)?;
+        let report = worker.people.store.delete_batch(chunk).await?;
+        if !report.failed.is_empty() {
+            return Err(ProcessError::Retry {
+                reason: format!("{} ids could not be deleted", report.failed.len()),
+                source: None,
+            });
+        }
+    }
+    // Gone from search right after, as with an import.
+    worker.people.index.refresh().await?;
+    Ok(json!({ "deleted": distinct.len() }))
+}
+
 /// A person of an import. Without an id, the id is derived from the request
 /// and the position, so a redelivery writes the same person again.
 fn person(request_id: &str, index: usize, value: &Value) -> Result<Person, String> {
@@ -304,6 +336,7 @@ fn kind_label(kind: super::model::JobKind) -> &'static str {
     match kind {
         super::model::JobKind::Report => "report",
         super::model::JobKind::Import => "import",
+        super::model::JobKind::Delete => "delete",
     }
 }
 
