@@ -6,7 +6,7 @@ mod model;
 mod processor;
 pub mod report;
 
-pub use enqueue::{Enqueuer, SubmitError, parse_job, submit};
+pub use enqueue::{Enqueuer, SubmitError, parse_job, submit, submit_then};
 pub use model::{
     FilterSpec, Job, JobError, JobKind, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
     MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus,
