@@ -154,6 +154,32 @@ pub fn start_workers(
     );
 }
 
+/// Runs the sweeper every `every`, as the scheduled sweeper Lambda runs on
+/// AWS: a request whose last delivery died stays `processing` until it
+/// ends it (`shared::jobs::sweep`).
+pub fn start_sweeper(
+    jobs: &Jobs,
+    pusher: &Pusher,
+    every: std::time::Duration,
+    stuck_after: std::time::Duration,
+) {
+    let sweeper = shared::jobs::Sweeper {
+        requests: Arc::clone(&jobs.requests),
+        pusher: pusher.clone(),
+        stuck_after,
+    };
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = shared::jobs::sweep(&sweeper, chrono::Utc::now()).await {
+                tracing::warn!(error = ?e, "sweep failed; the next one will try again");
+            }
+        }
+    });
+}
+
 async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {

@@ -65,7 +65,10 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     };
+    // Every variable is checked before the people are loaded, which can
+    // take a while: a missing QUEUE_URL is reported at once.
     let mut config = PeopleConfig::from_env()?;
+    let jobs_config = JobsConfig::from_env()?;
     config.seed_people = args.people;
     config.seed = args.seed;
     let table = match (&args.data, config.storage) {
@@ -93,7 +96,6 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-    let jobs_config = JobsConfig::from_env()?;
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
@@ -107,6 +109,15 @@ async fn main() -> anyhow::Result<()> {
         &pusher,
         jobs_config.workers,
         Duration::from_secs(1),
+    );
+    local::start_sweeper(
+        &jobs,
+        &pusher,
+        Duration::from_secs(60),
+        shared::jobs::Sweeper::stuck_after(
+            jobs_config.max_receives,
+            shared::adapters::sqs::VISIBILITY_TIMEOUT,
+        ),
     );
     let app = Arc::new(local::App::new(&people, &jobs, pusher, hub).with_metrics(metrics));
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))

@@ -124,6 +124,15 @@ pub trait RequestStore: Send + Sync {
         outcome: Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// The `processing` requests last started before `started_before`, at
+    /// most `limit` of them (for the sweeper: a request no delivery has
+    /// touched for that long has no delivery left).
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError>;
 }
 
 /// How a request ended.

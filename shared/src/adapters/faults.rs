@@ -282,4 +282,14 @@ impl RequestStore for FaultyRequestStore {
             .call("finish", || self.inner.finish(id, outcome.clone(), now))
             .await
     }
+
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        self.faults
+            .call("stale", || self.inner.stale(started_before, limit))
+            .await
+    }
 }

@@ -278,6 +278,21 @@ impl RequestStore for MemoryRequestStore {
         inner.finished.push_back((now, id.to_owned()));
         Ok(true)
     }
+
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .records
+            .values()
+            .filter(|r| r.status == RequestStatus::Processing && r.updated_at < started_before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
 /// A queue in process: messages go to a channel that [`MemoryQueue::run_workers`]

@@ -5,6 +5,7 @@ mod enqueue;
 mod model;
 mod processor;
 pub mod report;
+mod sweeper;
 
 pub use enqueue::{Enqueuer, SubmitError, parse_job, submit, submit_then};
 pub use model::{
@@ -12,3 +13,4 @@ pub use model::{
     MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus,
 };
 pub use processor::{ProcessError, Processed, Worker, process};
+pub use sweeper::{SWEEP_LIMIT, Sweeper, Swept, sweep};

@@ -524,3 +524,28 @@ async fn process_frames_are_checked_like_post_requests() {
     assert_eq!(reply["field"], "request.people");
     assert_eq!(reply["client_ref"], "x");
 }
+
+/// The sweeper's failure of a stuck request reaches its subscribers.
+#[tokio::test]
+async fn a_request_ended_by_the_sweeper_is_pushed_to_its_subscribers() {
+    let f = fixture().await;
+    queued(&f, "r9").await;
+    subscribe(&f, "c", "r9").await;
+    let long_ago = Utc::now() - chrono::Duration::hours(1);
+    f.requests.start("r9", long_ago).await.unwrap();
+    let sweeper = crate::jobs::Sweeper {
+        requests: f.requests.clone(),
+        pusher: f.api.pusher.clone(),
+        stuck_after: Duration::from_secs(18 * 60),
+    };
+    let swept = crate::jobs::sweep(&sweeper, Utc::now()).await.unwrap();
+    assert_eq!((swept.failed, swept.undelivered), (1, 0));
+    let result = f
+        .recorder
+        .to("c")
+        .into_iter()
+        .find(|m| m["type"] == "process-result")
+        .expect("the failure is pushed");
+    assert_eq!(result["status"], "failed");
+    assert_eq!(result["error"]["code"], "timed_out");
+}
