@@ -173,6 +173,15 @@ pub trait JobQueue: Send + Sync {
     async fn send(&self, message: &JobMessage) -> Result<(), QueueError>;
 }
 
+/// Received messages handed back to the queue at once (SQS:
+/// `ChangeMessageVisibility` to 0), for messages a consumer will not start:
+/// without it they come back only after the visibility timeout.
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    /// Makes the messages of `receipt_handles` visible again now.
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), QueueError>;
+}
+
 /// WebSocket connections and the requests each one follows.
 ///
 /// A subscription is written *before* the subscriber reads the request's

@@ -940,6 +940,49 @@ async fn a_sent_message_is_received_with_its_json_body_and_attributes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_message_is_visible_again_at_once() {
+    use shared::ports::Redelivery;
+    let client = moto_sqs_client();
+    let (url, _) = create_queues(&client, &unique("jobs", "release"))
+        .await
+        .unwrap();
+    let queue = SqsQueue::new(client.clone(), &url);
+    queue.send(&message("r-rel")).await.unwrap();
+    // Received with the queue's visibility timeout (6 minutes).
+    let received = client
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    let again = || async {
+        client
+            .receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    assert!(again().await.is_empty(), "hidden until released");
+
+    queue
+        .release(&[received[0].receipt_handle().unwrap().to_owned()])
+        .await
+        .unwrap();
+
+    let back = again().await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].message_id(), received[0].message_id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_errors_are_mapped_to_permanent_or_unavailable() {
     // A queue that does not exist: retrying will not help.
     let client = moto_sqs_client();

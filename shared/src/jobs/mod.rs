@@ -12,5 +12,5 @@ pub use model::{
     FilterSpec, Job, JobError, JobKind, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
     MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus,
 };
-pub use processor::{ProcessError, Processed, Worker, process};
+pub use processor::{MIN_TIME_LEFT, ProcessError, Processed, Worker, process};
 pub use sweeper::{SWEEP_LIMIT, Sweeper, Swept, sweep};

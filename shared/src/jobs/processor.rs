@@ -25,7 +25,7 @@ use crate::ws::{Progress, Pusher};
 
 /// Work is not started with less time than this left before the deadline;
 /// the message goes back to the queue instead of being cut off mid-write.
-const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
+pub const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
 /// People written per `put_batch` of an import (deadline checked between).
 const IMPORT_CHUNK: usize = 100;
 
@@ -161,7 +161,11 @@ async fn deliver(
             });
             let id = &message.request_id;
             let finished_here = worker.requests.finish(id, outcome, Utc::now()).await?;
-            push_finished(worker, id, deadline).await?;
+            // No delivery follows this one: push whatever time is left,
+            // and keep the message's outcome (the failure is stored).
+            if let Err(e) = push_finished(worker, id, None).await {
+                tracing::warn!(error = %e, "the failure could not be pushed to every subscriber");
+            }
             Ok(if finished_here {
                 Processed::Failed
             } else {
