@@ -33,6 +33,10 @@ struct Args {
     port: u16,
 }
 
+/// How long queued and running jobs get to finish on Ctrl-C or SIGTERM
+/// (container runtimes wait 10 s before they kill).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let filter =
@@ -119,14 +123,24 @@ async fn main() -> anyhow::Result<()> {
             shared::adapters::sqs::VISIBILITY_TIMEOUT,
         ),
     );
-    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub).with_metrics(metrics));
+    let app = Arc::new(
+        local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub)).with_metrics(metrics),
+    );
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
     eprintln!("listening on http://{addr} (WebSocket: ws://{addr}/ws)");
     local::serve(listener, local::router(app), shutdown_signal()).await?;
-    eprintln!("stopped");
+    eprintln!(
+        "no more requests taken; finishing queued jobs (at most {} s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    let stopped = local::stop(&jobs, &pusher, &hub, SHUTDOWN_GRACE).await;
+    eprintln!(
+        "stopped: {} request(s) failed unstarted, {} cut off, {} WebSocket(s) closed",
+        stopped.never_started, stopped.cut_off, stopped.closed
+    );
     Ok(())
 }
 

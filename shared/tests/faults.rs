@@ -316,3 +316,38 @@ async fn a_request_whose_last_delivery_dies_is_ended_by_the_sweeper() {
     assert_eq!(ended.status, RequestStatus::Failed);
     assert_eq!(ended.error.unwrap().code, "timed_out");
 }
+
+/// The in-process queue is bounded: once it holds its capacity, a new
+/// request is refused with 503 (and recorded failed, never left queued).
+#[tokio::test]
+async fn a_full_memory_queue_refuses_requests_with_503() {
+    let requests = Arc::new(MemoryRequestStore::new());
+    let queue = Arc::new(MemoryQueue::new().with_capacity(2));
+    let enqueuer = Enqueuer {
+        requests: requests.clone(),
+        queue: queue.clone(),
+    };
+    let post = || {
+        http::Request::post("/requests")
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from_static(
+                br#"{"kind":"report","filter":{"nationality":"Icelandic"}}"#,
+            ))
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            shared::api::handle_submit(&enqueuer, post()).await.status(),
+            202
+        );
+    }
+    let refused = shared::api::handle_submit(&enqueuer, post()).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(queue.waiting(), 2);
+    // Taken by a worker, there is room again.
+    queue.try_receive().unwrap();
+    assert_eq!(
+        shared::api::handle_submit(&enqueuer, post()).await.status(),
+        202
+    );
+}
