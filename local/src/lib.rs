@@ -160,6 +160,115 @@ pub fn start_workers(
     );
 }
 
+/// Runs the sweeper every `every`, as the scheduled sweeper Lambda runs on
+/// AWS: a request whose last delivery died stays `processing` until it
+/// ends it (`shared::jobs::sweep`).
+pub fn start_sweeper(
+    jobs: &Jobs,
+    pusher: &Pusher,
+    every: std::time::Duration,
+    stuck_after: std::time::Duration,
+) {
+    let sweeper = shared::jobs::Sweeper {
+        requests: Arc::clone(&jobs.requests),
+        pusher: pusher.clone(),
+        stuck_after,
+    };
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = shared::jobs::sweep(&sweeper, chrono::Utc::now()).await {
+                tracing::warn!(error = ?e, "sweep failed; the next one will try again");
+            }
+        }
+    });
+}
+
+/// What a graceful stop left undone.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Requests failed (`shutdown`) because they were never started.
+    pub never_started: usize,
+    /// Requests failed because they were still running after the grace.
+    pub cut_off: usize,
+    /// WebSocket connections closed (1001).
+    pub closed: usize,
+}
+
+/// The end of a graceful stop, once the HTTP server took its last request:
+/// the in-process queue takes no more messages; its workers go on for up
+/// to `grace` while anything waits or runs; every request still waiting or
+/// running then is marked failed (`shutdown`, with the reason) and that is
+/// pushed to its subscribers; last, every WebSocket is closed with 1001
+/// ("going away"). With an SQS queue there is nothing to drain here: the
+/// messages stay in the queue.
+pub async fn stop(
+    jobs: &Jobs,
+    pusher: &Pusher,
+    hub: &ConnectionHub,
+    grace: std::time::Duration,
+) -> Stopped {
+    let mut stopped = Stopped::default();
+    if let Some(queue) = &jobs.memory_queue {
+        let drained = queue.drain(grace).await;
+        for (bodies, count, reason) in [
+            (
+                &drained.waiting,
+                &mut stopped.never_started,
+                "the server stopped before this request was started; submit it again",
+            ),
+            (
+                &drained.running,
+                &mut stopped.cut_off,
+                "the server stopped while this request was running; submit it again",
+            ),
+        ] {
+            for body in bodies {
+                if fail_for_shutdown(jobs, pusher, body, reason).await {
+                    *count += 1;
+                }
+            }
+        }
+    }
+    stopped.closed = hub.close_all(1001, "the server is stopping");
+    // Let the sockets write their close frames.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !hub.is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stopped
+}
+
+/// Fails the request of a message body for the shutdown and pushes that;
+/// whether this call finished it.
+async fn fail_for_shutdown(jobs: &Jobs, pusher: &Pusher, body: &str, reason: &str) -> bool {
+    let Ok(message) = serde_json::from_str::<shared::jobs::JobMessage>(body) else {
+        tracing::warn!("a message that is not ours was left in the queue at shutdown");
+        return false;
+    };
+    let id = &message.request_id;
+    let outcome = shared::ports::Outcome::Failed(shared::jobs::JobError {
+        code: "shutdown".into(),
+        message: reason.into(),
+    });
+    match jobs.requests.finish(id, outcome, chrono::Utc::now()).await {
+        Ok(true) => {
+            if let Ok(Some(record)) = jobs.requests.get(id).await {
+                pusher.result_to_subscribers(&record).await;
+            }
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(request_id = %id, error = ?e, "could not fail a request at shutdown");
+            false
+        }
+    }
+}
+
 async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {

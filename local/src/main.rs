@@ -33,6 +33,10 @@ struct Args {
     port: u16,
 }
 
+/// How long queued and running jobs get to finish on Ctrl-C or SIGTERM
+/// (container runtimes wait 10 s before they kill).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let filter =
@@ -65,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     };
+    // Every variable is checked before the people are loaded, which can
+    // take a while: a missing QUEUE_URL is reported at once.
     let mut config = PeopleConfig::from_env()?;
+    let jobs_config = JobsConfig::from_env()?;
     config.seed_people = args.people;
     config.seed = args.seed;
     let table = match (&args.data, config.storage) {
@@ -93,7 +100,6 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-    let jobs_config = JobsConfig::from_env()?;
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
@@ -108,14 +114,33 @@ async fn main() -> anyhow::Result<()> {
         jobs_config.workers,
         Duration::from_secs(1),
     );
-    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub).with_metrics(metrics));
+    local::start_sweeper(
+        &jobs,
+        &pusher,
+        Duration::from_secs(60),
+        shared::jobs::Sweeper::stuck_after(
+            jobs_config.max_receives,
+            shared::adapters::sqs::VISIBILITY_TIMEOUT,
+        ),
+    );
+    let app = Arc::new(
+        local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub)).with_metrics(metrics),
+    );
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
     eprintln!("listening on http://{addr} (WebSocket: ws://{addr}/ws)");
     local::serve(listener, local::router(app), shutdown_signal()).await?;
-    eprintln!("stopped");
+    eprintln!(
+        "no more requests taken; finishing queued jobs (at most {} s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    let stopped = local::stop(&jobs, &pusher, &hub, SHUTDOWN_GRACE).await;
+    eprintln!(
+        "stopped: {} request(s) failed unstarted, {} cut off, {} WebSocket(s) closed",
+        stopped.never_started, stopped.cut_off, stopped.closed
+    );
     Ok(())
 }
 

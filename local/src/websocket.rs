@@ -27,10 +27,15 @@ use crate::App;
 /// `$default`, as in template.yaml.
 const ROUTES: &[&str] = &["subscribe", "process"];
 
-/// Frames the socket reads whole. Above API Gateway's 128 KiB, so that an
-/// oversized frame reaches the handler and gets an `error` message; far
-/// above it, the socket is closed (1009) instead of buffering it.
+/// Messages the socket reads whole. Above API Gateway's 128 KiB, so that an
+/// oversized message (of several frames) reaches the handler and gets an
+/// `error` message; far above it, the socket is closed (1009) instead of
+/// buffering it.
 pub const MAX_TRANSPORT_BYTES: usize = 8 * MAX_MESSAGE_BYTES;
+
+/// API Gateway's WebSocket frame limit (32 KB): a larger frame closes the
+/// connection with 1009 ("message too big"), as there.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
 /// Each socket's read buffer, and the writes it gathers before a flush
 /// (128 KiB each by default): most frames are small, and at 10,000
@@ -69,7 +74,7 @@ pub async fn upgrade(
         return status.into_response();
     }
     ws.max_message_size(MAX_TRANSPORT_BYTES)
-        .max_frame_size(MAX_TRANSPORT_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(app, socket, connection_id, info))
@@ -84,11 +89,11 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
             let message = match out {
                 Outgoing::Text(text) => Message::Text(text.into()),
                 Outgoing::Binary(data) => Message::Binary(data.into()),
-                Outgoing::Close => {
+                Outgoing::Close(code, reason) => {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
-                            code: 1000,
-                            reason: "closed by the server".into(),
+                            code,
+                            reason: reason.into(),
                         })))
                         .await;
                     return;
@@ -119,7 +124,11 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
                         break;
                     }
                     Some(Err(e)) => {
+                        // A frame over the limit (or a broken stream): say
+                        // so in a close frame, as API Gateway does (1009).
                         close = (1009, e.to_string());
+                        app.hub.close_with(&connection_id, 1009, "frame too large: at most 32 KB a frame");
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await;
                         break;
                     }
                     None => break,

@@ -162,6 +162,24 @@ fn a_bad_data_file_is_reported_with_its_line_number() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A configuration error is reported before the people are loaded (which
+/// takes a while for a large data set), not after.
+#[test]
+fn a_missing_queue_url_is_reported_before_the_people_are_loaded() {
+    let output = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--people", "1000"])
+        .env("QUEUE_TYPE", "sqs")
+        .env_remove("QUEUE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("QUEUE_URL"), "{stderr}");
+    assert!(!stderr.contains("generating"), "{stderr}");
+    assert!(!stderr.contains("loaded "), "{stderr}");
+}
+
 #[test]
 fn the_binary_serves_then_stops_on_a_signal() {
     use std::io::{BufRead, BufReader};

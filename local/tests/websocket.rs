@@ -31,6 +31,25 @@ async fn send(socket: &mut Socket, frame: Value) {
         .unwrap();
 }
 
+/// Sends `text` as one message in frames of at most `frame` bytes.
+async fn send_fragmented(socket: &mut Socket, text: &str, frame: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(frame).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let last = i + 1 == chunks.len();
+        socket
+            .send(Message::Frame(Frame::message(
+                chunk.to_vec(),
+                OpCode::Data(opcode),
+                last,
+            )))
+            .await
+            .unwrap();
+    }
+}
+
 /// The next JSON message.
 async fn next(socket: &mut Socket) -> Value {
     loop {
@@ -182,6 +201,32 @@ async fn a_client_that_leaves_before_its_result_is_cleaned_up() {
     server.shutdown().await;
 }
 
+/// API Gateway's 32 KB frame limit: one larger frame closes the
+/// connection with 1009, in a close frame.
+#[tokio::test]
+async fn a_frame_over_32_kb_closes_the_connection_with_1009() {
+    let server = Server::start().await;
+    let mut socket = connect(&server).await;
+    let big = json!({"action": "subscribe", "request_id": "x".repeat(40 * 1024)});
+    socket
+        .send(Message::Text(big.to_string().into()))
+        .await
+        .unwrap();
+    let close = loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an answer in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1009);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_frames_get_an_error_and_the_connection_stays_open() {
     let server = Server::start().await;
@@ -209,7 +254,6 @@ async fn bad_frames_get_an_error_and_the_connection_stays_open() {
             ),
             "invalid_request",
         ),
-        (Message::Text(too_large.to_string().into()), "too_large"),
         (Message::Binary(vec![1, 2, 3].into()), "invalid_frame"),
         (
             Message::Text(
@@ -220,6 +264,11 @@ async fn bad_frames_get_an_error_and_the_connection_stays_open() {
             "not_found",
         ),
     ];
+    // A message over 128 KiB, in frames of 16 KiB (each under the 32 KB
+    // frame limit), reaches the handler and is refused there.
+    send_fragmented(&mut socket, &too_large.to_string(), 16 * 1024).await;
+    let error = next(&mut socket).await;
+    assert_eq!(error["code"], "too_large", "{error}");
     for (frame, code) in cases {
         socket.send(frame).await.unwrap();
         let error = next(&mut socket).await;
@@ -441,5 +490,64 @@ async fn metrics_count_requests_jobs_and_pushes() {
         assert!(sample(&text, series) >= at_least, "{series} in\n{text}");
     }
     assert!(text.contains("# HELP http_request_duration_ms"), "{text}");
+    server.shutdown().await;
+}
+
+/// A graceful stop: no more requests taken, the queue drained within the
+/// grace period, what is left failed with the reason and pushed, and every
+/// socket closed with 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_fails_what_is_left_and_closes_every_socket() {
+    // No workers: what is queued stays queued through the grace period.
+    let server = Server::start_with(Options {
+        workers: 0,
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&server).await;
+    send(
+        &mut socket,
+        json!({"action": "process", "request": report("Danish")}),
+    )
+    .await;
+    let accepted = next(&mut socket).await;
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+
+    let stopped = local::stop(
+        &server.jobs,
+        &server.pusher,
+        &server.hub,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(
+        stopped,
+        local::Stopped {
+            never_started: 1,
+            cut_off: 0,
+            closed: 1
+        }
+    );
+    // The client is told, then the socket is closed properly.
+    let result = next(&mut socket).await;
+    assert_eq!(result["type"], "process-result", "{result}");
+    assert_eq!(result["status"], "failed");
+    assert_eq!(result["error"]["code"], "shutdown");
+    let close = loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1001);
+    // The record says so too, and no new request is taken.
+    let (_, record) = server.get(&format!("/requests/{id}")).await;
+    assert_eq!(record["error"]["code"], "shutdown");
+    let (status, _) = server
+        .post("/requests", &json!(report("Danish")).to_string(), None)
+        .await;
+    assert_eq!(status, 503);
     server.shutdown().await;
 }

@@ -139,6 +139,15 @@ pub trait RequestStore: Send + Sync {
         outcome: Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// The `processing` requests last started before `started_before`, at
+    /// most `limit` of them (for the sweeper: a request no delivery has
+    /// touched for that long has no delivery left).
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError>;
 }
 
 /// How a request ended.
@@ -177,6 +186,15 @@ pub enum QueueError {
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     async fn send(&self, message: &JobMessage) -> Result<(), QueueError>;
+}
+
+/// Received messages handed back to the queue at once (SQS:
+/// `ChangeMessageVisibility` to 0), for messages a consumer will not start:
+/// without it they come back only after the visibility timeout.
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    /// Makes the messages of `receipt_handles` visible again now.
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), QueueError>;
 }
 
 /// WebSocket connections and the requests each one follows.

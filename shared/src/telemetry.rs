@@ -20,10 +20,10 @@ pub const JOB_QUEUE_AGE_MS: &str = "job_queue_age_ms";
 /// Time a worker spent on a request; labels `kind`, `outcome`.
 pub const JOB_DURATION_MS: &str = "job_duration_ms";
 /// Deliveries handled by workers; label `outcome` (`completed`, `failed`,
-/// `duplicate`, `retry`, `malformed`, `unknown_request`).
+/// `duplicate`, `retry`, `undelivered`, `malformed`, `unknown_request`).
 pub const JOBS: &str = "jobs_total";
 /// Pushes to WebSocket connections; label `outcome` (`delivered`, `gone`,
-/// `failed`).
+/// `unavailable`, `failed`).
 pub const PUSHES: &str = "ws_pushes_total";
 /// Connections removed because a push found them gone (410).
 pub const GONE_CONNECTIONS: &str = "ws_gone_connections_total";
@@ -34,6 +34,8 @@ pub const INDEX_MS: &str = "index_update_ms";
 pub const INDEX_PEOPLE: &str = "index_people";
 /// Live WebSocket connections of the local server.
 pub const WS_CONNECTIONS: &str = "ws_connections";
+/// Requests the sweeper found stuck in `processing` and marked failed.
+pub const SWEPT: &str = "requests_swept_total";
 /// Lambda cold starts (emitted by the EMF collector on the first invocation).
 pub const COLD_START: &str = "cold_start";
 
@@ -78,6 +80,11 @@ pub fn describe() {
         "search index build or refresh time"
     );
     describe_gauge!(INDEX_PEOPLE, Unit::Count, "people in the search index");
+    describe_counter!(
+        SWEPT,
+        Unit::Count,
+        "requests stuck in processing that the sweeper marked failed"
+    );
     describe_gauge!(
         WS_CONNECTIONS,
         Unit::Count,
@@ -104,4 +111,10 @@ pub fn http_request(route: &'static str, status: u16, start: Instant) {
 /// Counts one processed delivery.
 pub fn job(outcome: &'static str) {
     counter!(JOBS, "outcome" => outcome).increment(1);
+}
+
+/// Counts the requests one sweep marked failed (0 included, so the metric
+/// exists and an alarm on it sees data).
+pub fn swept(failed: usize) {
+    counter!(SWEPT).increment(failed as u64);
 }

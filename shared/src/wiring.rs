@@ -14,7 +14,9 @@ use crate::adapters::memory::{MemoryPeopleStore, MemoryQueue, MemoryRequestStore
 use crate::adapters::memory_connections::MemoryConnectionStore;
 use crate::adapters::sqs::SqsQueue;
 use crate::config::{JobsConfig, PeopleConfig, QueueType, StorageType, aws_config};
-use crate::ports::{ConnectionStore, JobQueue, Notifier, PeopleStore, RequestStore, StoreError};
+use crate::ports::{
+    ConnectionStore, JobQueue, Notifier, PeopleStore, Redelivery, RequestStore, StoreError,
+};
 use crate::search::{LiveIndex, PeopleTable, Refresh, SearchEngine, build_from_store};
 use crate::ws::Pusher;
 
@@ -152,6 +154,14 @@ pub async fn open_jobs(config: &JobsConfig) -> Result<Jobs, StartError> {
         memory_queue,
         max_receives: config.max_receives,
     })
+}
+
+/// Where a consumer hands received messages back to the queue: the SQS
+/// queue at `QUEUE_URL` when it is set (the processor's is, for that).
+pub async fn open_redelivery(config: &JobsConfig) -> Option<Arc<dyn Redelivery>> {
+    let url = config.queue_url.clone()?;
+    let client = aws_sdk_sqs::Client::new(&aws_config().await);
+    Some(Arc::new(SqsQueue::new(client, url)))
 }
 
 /// The connection store and notifier of `config`: pushes go through the

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use shared::adapters::faults::{Fault, Faults, FaultyPeopleStore, FaultyRequestStore};
 use shared::adapters::memory::{MemoryQueue, MemoryRequestStore};
 use shared::config::{JobsConfig, PeopleConfig};
-use shared::jobs::{Enqueuer, RequestRecord, RequestStatus, Worker, process, submit};
+use shared::jobs::{
+    Enqueuer, RequestRecord, RequestStatus, Sweeper, Worker, process, submit, sweep,
+};
 use shared::ports::{PeopleStore, RequestStore};
 use shared::search::Refresh;
 use shared::wiring::{People, open_people, open_pusher};
@@ -23,6 +25,7 @@ const IMPORTED: usize = 250;
 
 struct System {
     people: People,
+    worker: Arc<Worker>,
     requests: Arc<dyn RequestStore>,
     enqueuer: Enqueuer,
     queue: Arc<MemoryQueue>,
@@ -70,8 +73,9 @@ async fn system(visibility: Duration) -> System {
             .await
             .unwrap(),
     });
+    let pool = Arc::clone(&worker);
     queue.run_workers(2, 3, Duration::from_millis(20), move |body, receives| {
-        let worker = Arc::clone(&worker);
+        let worker = Arc::clone(&pool);
         async move {
             process(&worker, &body, receives, None)
                 .await
@@ -80,6 +84,7 @@ async fn system(visibility: Duration) -> System {
         }
     });
     System {
+        worker,
         enqueuer: Enqueuer {
             requests: requests.clone(),
             queue: queue.clone(),
@@ -273,4 +278,76 @@ async fn a_body_that_would_overflow_the_queue_is_refused_before_anything_is_kept
     }
     assert!(requests.is_empty());
     assert!(queue.try_receive().is_none());
+}
+
+/// A worker that dies on every delivery, the last one included, leaves its
+/// request `processing`, and its message is dead-lettered: nothing would
+/// ever end it. The sweeper does, once no delivery can be left, and pushes
+/// that to the request's subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_last_delivery_dies_is_ended_by_the_sweeper() {
+    let s = system(Duration::from_secs(60)).await;
+    s.people_faults.fail("put_batch", Fault::Die, 3);
+    let record = submit(&s.enqueuer, &import_body(), None, "fault-test")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.queue.dead_letters().is_empty() {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stuck = s.requests.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(stuck.status, RequestStatus::Processing);
+    assert_eq!(stuck.attempts, 3);
+
+    let sweeper = Sweeper {
+        requests: s.requests.clone(),
+        pusher: s.worker.pusher.clone(),
+        stuck_after: Sweeper::stuck_after(3, Duration::from_secs(360)),
+    };
+    // Not yet: a delivery may still come.
+    let now = chrono::Utc::now();
+    assert_eq!(sweep(&sweeper, now).await.unwrap().failed, 0);
+    // Past every delivery's visibility timeout: ended, once.
+    let later = now + chrono::Duration::seconds(3 * 360 + 1);
+    assert_eq!(sweep(&sweeper, later).await.unwrap().failed, 1);
+    assert_eq!(sweep(&sweeper, later).await.unwrap().failed, 0);
+    let ended = s.requests.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, RequestStatus::Failed);
+    assert_eq!(ended.error.unwrap().code, "timed_out");
+}
+
+/// The in-process queue is bounded: once it holds its capacity, a new
+/// request is refused with 503 (and recorded failed, never left queued).
+#[tokio::test]
+async fn a_full_memory_queue_refuses_requests_with_503() {
+    let requests = Arc::new(MemoryRequestStore::new());
+    let queue = Arc::new(MemoryQueue::new().with_capacity(2));
+    let enqueuer = Enqueuer {
+        requests: requests.clone(),
+        queue: queue.clone(),
+    };
+    let post = || {
+        http::Request::post("/requests")
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from_static(
+                br#"{"kind":"report","filter":{"nationality":"Icelandic"}}"#,
+            ))
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            shared::api::handle_submit(&enqueuer, post()).await.status(),
+            202
+        );
+    }
+    let refused = shared::api::handle_submit(&enqueuer, post()).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(queue.waiting(), 2);
+    // Taken by a worker, there is room again.
+    queue.try_receive().unwrap();
+    assert_eq!(
+        shared::api::handle_submit(&enqueuer, post()).await.status(),
+        202
+    );
 }

@@ -162,6 +162,46 @@ async fn scenario_start_moves_to_processing_and_counts_attempts(store: &dyn Requ
     assert_eq!(store.get(&record.id).await.unwrap(), Some(second));
 }
 
+async fn scenario_stale_finds_the_requests_processing_since_long_ago(store: &dyn RequestStore) {
+    // GIVEN a queued request (with an idempotency key item beside it), one
+    // started long ago, one started just now, one started long ago and
+    // finished
+    let queued = new_request(JobKind::Report);
+    created(store, &queued, Some("stale-key")).await;
+    let (old, new, done) = (
+        new_request(JobKind::Import),
+        new_request(JobKind::Report),
+        new_request(JobKind::Report),
+    );
+    for (record, started) in [(&old, later(-600)), (&new, later(0)), (&done, later(-600))] {
+        created(store, record, None).await;
+        assert!(matches!(
+            store.start(&record.id, started).await.unwrap(),
+            Started::Started(_)
+        ));
+    }
+    assert!(
+        store
+            .finish(&done.id, failure("x"), later(-590))
+            .await
+            .unwrap()
+    );
+
+    // WHEN asked for the ones started more than 5 minutes ago
+    let stale = store.stale(later(-300), 100).await.unwrap();
+
+    // THEN only the old one, as stored
+    assert_eq!(
+        stale.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [old.id.as_str()]
+    );
+    assert_eq!(stale[0].status, RequestStatus::Processing);
+    assert_eq!(stale[0].attempts, 1);
+    // and at most `limit` of them
+    assert_eq!(store.stale(later(1), 1).await.unwrap().len(), 1);
+    assert_eq!(store.stale(later(1), 100).await.unwrap().len(), 2);
+}
+
 async fn scenario_finish_completes_once(store: &dyn RequestStore) {
     // GIVEN a started request
     let record = new_request(JobKind::Report);
@@ -370,6 +410,7 @@ on_both_stores!(
     scenario_a_failed_request_stays_failed,
     scenario_start_or_finish_of_a_missing_request,
     scenario_nested_results_round_trip_exactly,
+    scenario_stale_finds_the_requests_processing_since_long_ago,
 );
 
 // ------------------------------------------------------ DynamoDB only
@@ -896,6 +937,49 @@ async fn a_sent_message_is_received_with_its_json_body_and_attributes() {
         assert_eq!(attribute.data_type(), "String", "{name}");
         assert_eq!(attribute.string_value(), Some(value), "{name}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_message_is_visible_again_at_once() {
+    use shared::ports::Redelivery;
+    let client = moto_sqs_client();
+    let (url, _) = create_queues(&client, &unique("jobs", "release"))
+        .await
+        .unwrap();
+    let queue = SqsQueue::new(client.clone(), &url);
+    queue.send(&message("r-rel")).await.unwrap();
+    // Received with the queue's visibility timeout (6 minutes).
+    let received = client
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    let again = || async {
+        client
+            .receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    assert!(again().await.is_empty(), "hidden until released");
+
+    queue
+        .release(&[received[0].receipt_handle().unwrap().to_owned()])
+        .await
+        .unwrap();
+
+    let back = again().await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].message_id(), received[0].message_id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

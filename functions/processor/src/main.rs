@@ -7,7 +7,7 @@ use metrics_cloudwatch_embedded::lambda::handler::run;
 use shared::config::{JobsConfig, PeopleConfig};
 use shared::jobs::Worker;
 use shared::search::Refresh;
-use shared::wiring::{open_jobs, open_people, open_pusher};
+use shared::wiring::{open_jobs, open_people, open_pusher, open_redelivery};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,5 +22,10 @@ async fn main() -> Result<(), Error> {
         max_receives: jobs.max_receives,
         pusher: open_pusher(&jobs_config, None).await?,
     };
-    run(metrics, |event| processor::handler(&worker, event)).await
+    // Unstarted messages of a batch go back to the queue at once.
+    let redelivery = open_redelivery(&jobs_config).await;
+    run(metrics, |event| {
+        processor::handler_with(&worker, redelivery.as_deref(), event)
+    })
+    .await
 }

@@ -171,6 +171,57 @@ async fn too_close_to_the_deadline_the_message_goes_back_until_the_last_receive(
     assert_eq!(record.error.unwrap().code, "gave_up");
 }
 
+/// Records the receipt handles it is asked to make visible again.
+#[derive(Default)]
+struct Handback(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl shared::ports::Redelivery for Handback {
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), shared::ports::QueueError> {
+        self.0.lock().unwrap().extend_from_slice(receipt_handles);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstarted_messages_are_handed_back_to_the_queue_at_once() {
+    let (worker, requests) = worker().await;
+    let handback = Handback::default();
+    let mut batch = event(REPORT);
+    batch.records.extend(event(IMPORT).records);
+    let response = processor::handler_with(
+        &worker,
+        Some(&handback),
+        LambdaEvent::new(batch.clone(), context(2)),
+    )
+    .await
+    .unwrap();
+    // Neither was started; both are failures, both handed back.
+    assert_eq!(failed_ids(&response).len(), 2);
+    let handles: Vec<String> = batch
+        .records
+        .iter()
+        .map(|m| m.receipt_handle.clone().unwrap())
+        .collect();
+    assert_eq!(*handback.0.lock().unwrap(), handles);
+    for id in [REPORT_ID, IMPORT_ID] {
+        assert_eq!(
+            requests.get(id).await.unwrap().unwrap().status,
+            RequestStatus::Queued
+        );
+    }
+    // With time, nothing is handed back.
+    let response = processor::handler_with(
+        &worker,
+        Some(&handback),
+        LambdaEvent::new(event(REPORT), context(60)),
+    )
+    .await
+    .unwrap();
+    assert!(failed_ids(&response).is_empty());
+    assert_eq!(handback.0.lock().unwrap().len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_for_an_unknown_request_is_not_acknowledged() {
     let (worker, _) = worker().await;

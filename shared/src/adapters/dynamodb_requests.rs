@@ -403,6 +403,55 @@ impl RequestStore for DynamoRequestStore {
             Err(e) => Err(store_error("UpdateItem", &self.table, e)),
         }
     }
+
+    /// A Scan of the whole table with a filter: run by the sweeper every
+    /// few minutes, it reads every item once per run (requests expire
+    /// through TTL, so the table holds about a week of them). Consistent,
+    /// so a request started just now is seen as started.
+    #[tracing::instrument(skip(self), fields(table = %self.table))]
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("#status = :processing AND #updated_at < :before")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_names("#updated_at", UPDATED_AT)
+                .expression_attribute_values(":processing", status_value(RequestStatus::Processing))
+                .expression_attribute_values(
+                    ":before",
+                    AttributeValue::S(timestamp(started_before)),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Scan", &self.table, e))?;
+            for item in page.items() {
+                let record = from_item(item)?;
+                // As text, timestamps order exactly only to the second
+                // (fractions have varying lengths): the exact check is here,
+                // and one the filter missed by a fraction is the next run's.
+                if record.updated_at < started_before {
+                    found.push(record);
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
 }
 
 /// Creates the requests table (partition key `id`, on demand billing),

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::Person;
 use crate::jobs::RequestRecord;
 use crate::ports::{
-    Changes, Created, Outcome, PeopleStore, RequestStore, ScanPage, Started, StoreError, Version,
-    WriteReport,
+    Changes, ConnectionStore, Created, Notifier, NotifyError, Outcome, PeopleStore, RequestStore,
+    ScanPage, Started, StoreError, Version, WriteReport,
 };
 
 /// What an armed call does instead of (or before) its real work.
@@ -28,6 +28,10 @@ pub enum Fault {
     Die,
     /// The call is this slow, then runs.
     Delay(Duration),
+    /// The call is applied but its answer is lost, so the SDK's retry makes
+    /// it again, and the caller gets the retry's answer (a conditional
+    /// write then finds its own earlier write).
+    Retried,
 }
 
 /// Faults armed per operation name (`"put_batch"`, `"finish"`, ...): each
@@ -72,14 +76,28 @@ impl Faults {
         self.fired.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn check(&self, operation: &'static str) -> Result<(), StoreError> {
+    /// Passes the call `run` through the fault armed for `operation`.
+    async fn call<T, F, Fut>(&self, operation: &'static str, run: F) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        if self.check(operation).await? {
+            // The first answer is lost on the way back.
+            let _ = run().await;
+        }
+        run().await
+    }
+
+    /// `Ok(true)`: the call is to be made twice (`Fault::Retried`).
+    async fn check(&self, operation: &'static str) -> Result<bool, StoreError> {
         let fault = {
             let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
             match armed.get_mut(operation).and_then(|q| q.first_mut()) {
-                None => return Ok(()),
+                None => return Ok(false),
                 Some(next) if next.after > 0 => {
                     next.after -= 1;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Some(_) => armed.get_mut(operation).expect("checked").remove(0).fault,
             }
@@ -98,9 +116,85 @@ impl Faults {
             Fault::Die => panic!("injected: the worker dies during {operation}"),
             Fault::Delay(d) => {
                 tokio::time::sleep(d).await;
-                Ok(())
+                Ok(false)
             }
+            Fault::Retried => Ok(true),
         }
+    }
+}
+
+/// A notifier that fails on command: every operation is `"post"`;
+/// `Unavailable` is a throttled or timed-out push, `Permanent` a refused one.
+pub struct FaultyNotifier {
+    pub inner: Arc<dyn Notifier>,
+    pub faults: Faults,
+}
+
+#[async_trait]
+impl Notifier for FaultyNotifier {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), NotifyError> {
+        match self.faults.check("post").await {
+            Ok(twice) => {
+                if twice {
+                    let _ = self.inner.post(connection_id, data).await;
+                }
+                self.inner.post(connection_id, data).await
+            }
+            Err(StoreError::Unavailable(e)) => Err(NotifyError::Unavailable(e)),
+            Err(StoreError::Permanent(e)) => Err(NotifyError::Permanent(e)),
+        }
+    }
+}
+
+/// A connection store that fails on command.
+pub struct FaultyConnectionStore {
+    pub inner: Arc<dyn ConnectionStore>,
+    pub faults: Faults,
+}
+
+#[async_trait]
+impl ConnectionStore for FaultyConnectionStore {
+    async fn connect(&self, connection_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.faults
+            .call("connect", || self.inner.connect(connection_id, now))
+            .await
+    }
+
+    async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.faults
+            .call("disconnect", || self.inner.disconnect(connection_id))
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.faults
+            .call("subscribe", || {
+                self.inner.subscribe(connection_id, request_id, now)
+            })
+            .await
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, request_id: &str) -> Result<(), StoreError> {
+        self.faults
+            .call("unsubscribe", || {
+                self.inner.unsubscribe(connection_id, request_id)
+            })
+            .await
+    }
+
+    async fn subscribers(
+        &self,
+        request_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.faults
+            .call("subscribers", || self.inner.subscribers(request_id, now))
+            .await
     }
 }
 
@@ -113,13 +207,13 @@ pub struct FaultyPeopleStore {
 #[async_trait]
 impl PeopleStore for FaultyPeopleStore {
     async fn get(&self, id: &str) -> Result<Option<Person>, StoreError> {
-        self.faults.check("get").await?;
-        self.inner.get(id).await
+        self.faults.call("get", || self.inner.get(id)).await
     }
 
     async fn put_batch(&self, people: &[Person]) -> Result<WriteReport, StoreError> {
-        self.faults.check("put_batch").await?;
-        self.inner.put_batch(people).await
+        self.faults
+            .call("put_batch", || self.inner.put_batch(people))
+            .await
     }
 
     async fn delete_batch(&self, ids: &[String]) -> Result<WriteReport, StoreError> {
@@ -133,18 +227,21 @@ impl PeopleStore for FaultyPeopleStore {
         segments: u32,
         start: Option<String>,
     ) -> Result<ScanPage, StoreError> {
-        self.faults.check("scan").await?;
-        self.inner.scan(segment, segments, start).await
+        self.faults
+            .call("scan", || self.inner.scan(segment, segments, start.clone()))
+            .await
     }
 
     async fn latest_version(&self) -> Result<Version, StoreError> {
-        self.faults.check("latest_version").await?;
-        self.inner.latest_version().await
+        self.faults
+            .call("latest_version", || self.inner.latest_version())
+            .await
     }
 
     async fn changes_since(&self, since: Version, limit: usize) -> Result<Changes, StoreError> {
-        self.faults.check("changes_since").await?;
-        self.inner.changes_since(since, limit).await
+        self.faults
+            .call("changes_since", || self.inner.changes_since(since, limit))
+            .await
     }
 
     fn feed_overlap(&self) -> Version {
@@ -169,18 +266,19 @@ impl RequestStore for FaultyRequestStore {
         record: &RequestRecord,
         idempotency_key: Option<&str>,
     ) -> Result<Created, StoreError> {
-        self.faults.check("create").await?;
-        self.inner.create(record, idempotency_key).await
+        self.faults
+            .call("create", || self.inner.create(record, idempotency_key))
+            .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        self.faults.check("get").await?;
-        self.inner.get(id).await
+        self.faults.call("get", || self.inner.get(id)).await
     }
 
     async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError> {
-        self.faults.check("start").await?;
-        self.inner.start(id, now).await
+        self.faults
+            .call("start", || self.inner.start(id, now))
+            .await
     }
 
     async fn finish(
@@ -189,7 +287,18 @@ impl RequestStore for FaultyRequestStore {
         outcome: Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.faults.check("finish").await?;
-        self.inner.finish(id, outcome, now).await
+        self.faults
+            .call("finish", || self.inner.finish(id, outcome.clone(), now))
+            .await
+    }
+
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        self.faults
+            .call("stale", || self.inner.stale(started_before, limit))
+            .await
     }
 }

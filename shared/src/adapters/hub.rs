@@ -22,8 +22,9 @@ pub const OUTBOX: usize = 256;
 pub enum Outgoing {
     Text(String),
     Binary(Vec<u8>),
-    /// Close the connection (`DELETE /@connections/{id}`).
-    Close,
+    /// Close the connection with this close code and reason
+    /// (`DELETE /@connections/{id}`: 1000; the server stopping: 1001).
+    Close(u16, String),
 }
 
 /// What `GET /@connections/{id}` reports.
@@ -79,16 +80,30 @@ impl ConnectionHub {
 
     /// Asks the connection to close; false if there is no such connection.
     pub fn close(&self, connection_id: &str) -> bool {
+        self.close_with(connection_id, 1000, "closed by the server")
+    }
+
+    /// Asks the connection to close with `code` and `reason`; false if
+    /// there is no such connection.
+    pub fn close_with(&self, connection_id: &str, code: u16, reason: &str) -> bool {
         let outbox = self.lock().remove(connection_id).map(|l| l.outbox);
         match outbox {
             Some(outbox) => {
                 // A full outbox is dropped with the sender: the socket task
                 // sees the channel end and closes the connection all the same.
-                let _ = outbox.try_send(Outgoing::Close);
+                let _ = outbox.try_send(Outgoing::Close(code, reason.to_owned()));
                 true
             }
             None => false,
         }
+    }
+
+    /// Asks every connection to close with `code` and `reason`.
+    pub fn close_all(&self, code: u16, reason: &str) -> usize {
+        let ids = self.ids();
+        ids.iter()
+            .filter(|id| self.close_with(id, code, reason))
+            .count()
     }
 
     /// The ids of the live connections.

@@ -306,12 +306,30 @@ impl RequestStore for MemoryRequestStore {
         inner.finished.push_back((now, id.to_owned()));
         Ok(true)
     }
+
+    async fn stale(
+        &self,
+        started_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .records
+            .values()
+            .filter(|r| r.status == RequestStatus::Processing && r.updated_at < started_before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }
 
 /// A queue in process: messages go to a channel that [`MemoryQueue::run_workers`]
 /// drains with a pool of workers. Like SQS, delivery is at least once: a
 /// message whose processing fails comes back after `redeliver_after`, and
-/// after `max_receives` deliveries goes to the dead-letter list.
+/// after `max_receives` deliveries goes to the dead-letter list. Unlike
+/// SQS it is bounded: a send to a queue holding `capacity` messages is
+/// refused as unavailable (503 to the client), and [`MemoryQueue::drain`]
+/// stops it for a graceful shutdown.
 pub struct MemoryQueue {
     tx: tokio::sync::mpsc::UnboundedSender<Delivery>,
     rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>,
@@ -321,7 +339,33 @@ pub struct MemoryQueue {
     /// How long a delivery may run before the message is delivered again
     /// (to another worker) while it goes on, as SQS's visibility timeout.
     visibility: std::time::Duration,
+    /// Most messages waiting (sent or due for redelivery, not yet taken).
+    capacity: usize,
+    state: Arc<QueueState>,
+    /// The receiver once the workers share it, so that a drain can empty it.
+    workers_rx: std::sync::Mutex<
+        Option<Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Delivery>>>>,
+    >,
 }
+
+/// What the workers and a drain share.
+#[derive(Default)]
+struct QueueState {
+    /// Messages in the channel or waiting to be redelivered.
+    waiting: std::sync::atomic::AtomicUsize,
+    /// No more sends (the server is stopping).
+    closed: std::sync::atomic::AtomicBool,
+    /// Workers start nothing more; what they take is set aside.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Bodies of the deliveries running now, by delivery number.
+    running: std::sync::Mutex<std::collections::HashMap<u64, String>>,
+    next_delivery: std::sync::atomic::AtomicU64,
+    /// Bodies taken after `stopping`, never started.
+    set_aside: std::sync::Mutex<Vec<String>>,
+}
+
+/// Messages a memory queue holds by default before it refuses sends.
+pub const MEMORY_QUEUE_CAPACITY: usize = 10_000;
 
 struct Delivery {
     body: String,
@@ -337,8 +381,20 @@ impl Default for MemoryQueue {
             dead: Arc::default(),
             fail_sends: std::sync::atomic::AtomicUsize::new(0),
             visibility: crate::adapters::sqs::VISIBILITY_TIMEOUT,
+            capacity: MEMORY_QUEUE_CAPACITY,
+            state: Arc::default(),
+            workers_rx: std::sync::Mutex::new(None),
         }
     }
+}
+
+/// What [`MemoryQueue::drain`] left undone.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Bodies of messages never started (or waiting for a redelivery).
+    pub waiting: Vec<String>,
+    /// Bodies of deliveries still running when the grace period ended.
+    pub running: Vec<String>,
 }
 
 impl MemoryQueue {
@@ -353,10 +409,24 @@ impl MemoryQueue {
         self
     }
 
+    /// Sends are refused once `capacity` messages wait.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Messages waiting (sent or due for redelivery, not yet taken).
+    pub fn waiting(&self) -> usize {
+        self.state.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Sends the raw `body`, as a producer outside this code might.
     pub fn send_raw(&self, body: String) {
         // The receiver lives as long as the queue's workers; a send after
         // shutdown has nowhere to go, as with a deleted queue.
+        self.state
+            .waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.tx.send(Delivery { body, receives: 0 });
     }
 
@@ -364,7 +434,11 @@ impl MemoryQueue {
     /// and tools; not usable once `run_workers` has started).
     pub fn try_receive(&self) -> Option<String> {
         let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-        rx.as_mut()?.try_recv().ok().map(|d| d.body)
+        let body = rx.as_mut()?.try_recv().ok().map(|d| d.body)?;
+        self.state
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        Some(body)
     }
 
     /// The next `n` sends fail with `QueueError::Unavailable`.
@@ -376,6 +450,78 @@ impl MemoryQueue {
     /// Bodies of messages that were given up on.
     pub fn dead_letters(&self) -> Vec<String> {
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops the queue for a shutdown: refuses new sends at once, lets the
+    /// workers go on for up to `grace` while anything is waiting or
+    /// running, then has them start nothing more, and returns what was
+    /// left: never started, and still running (which goes on; its outcome
+    /// is its own). Needs the workers (`run_workers`) to take what waits.
+    pub async fn drain(&self, grace: std::time::Duration) -> Drained {
+        use std::sync::atomic::Ordering::SeqCst;
+        let state = &self.state;
+        state.closed.store(true, SeqCst);
+        let until = tokio::time::Instant::now() + grace;
+        let idle = || {
+            state.waiting.load(SeqCst) == 0
+                && state
+                    .running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+        };
+        while !idle() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        state.stopping.store(true, SeqCst);
+        // What waits is now set aside as the workers take it (a redelivery
+        // due later is set aside when it is due): wait for the last.
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state.waiting.load(SeqCst) > 0 && tokio::time::Instant::now() < until {
+            self.set_aside_waiting();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Drained {
+            waiting: std::mem::take(
+                &mut *state.set_aside.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
+            running: state
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Takes what is in the channel now (when no worker holds it) and sets
+    /// it aside.
+    fn set_aside_waiting(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let take = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Delivery>| {
+            while let Ok(delivery) = rx.try_recv() {
+                self.state
+                    .set_aside
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(delivery.body);
+                self.state.waiting.fetch_sub(1, SeqCst);
+            }
+        };
+        if let Some(rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            take(rx);
+        }
+        let shared = self
+            .workers_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(shared) = shared
+            && let Ok(mut rx) = shared.try_lock()
+        {
+            take(&mut rx);
+        }
     }
 
     /// Starts `workers` tasks that hand each message to `handle(body,
@@ -393,6 +539,7 @@ impl MemoryQueue {
         F: Fn(String, u32) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
     {
+        use std::sync::atomic::Ordering::SeqCst;
         let visibility = self.visibility;
         let rx = self
             .rx
@@ -401,19 +548,37 @@ impl MemoryQueue {
             .take()
             .expect("run_workers is called once");
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        *self.workers_rx.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&rx));
         let handle = Arc::new(handle);
         for _ in 0..workers.max(1) {
-            let (rx, handle, tx, dead) = (
+            let (rx, handle, tx, dead, state) = (
                 Arc::clone(&rx),
                 Arc::clone(&handle),
                 self.tx.clone(),
                 Arc::clone(&self.dead),
+                Arc::clone(&self.state),
             );
             tokio::spawn(async move {
                 loop {
                     let Some(mut delivery) = rx.lock().await.recv().await else {
                         return;
                     };
+                    if state.stopping.load(SeqCst) {
+                        state
+                            .set_aside
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(delivery.body);
+                        state.waiting.fetch_sub(1, SeqCst);
+                        continue;
+                    }
+                    let number = state.next_delivery.fetch_add(1, SeqCst);
+                    state
+                        .running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(number, delivery.body.clone());
+                    state.waiting.fetch_sub(1, SeqCst);
                     delivery.receives += 1;
                     // Its own task: a panic is this delivery's death, not
                     // the worker loop's.
@@ -434,12 +599,28 @@ impl MemoryQueue {
                         } else {
                             tracing::warn!(%reason, receives = delivery.receives, "message will be redelivered");
                             let tx = tx.clone();
+                            let state = Arc::clone(&state);
+                            state.waiting.fetch_add(1, SeqCst);
                             tokio::spawn(async move {
                                 tokio::time::sleep(redeliver_after).await;
-                                let _ = tx.send(delivery);
+                                if state.stopping.load(SeqCst) {
+                                    state
+                                        .set_aside
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push(delivery.body);
+                                    state.waiting.fetch_sub(1, SeqCst);
+                                } else if tx.send(delivery).is_err() {
+                                    state.waiting.fetch_sub(1, SeqCst);
+                                }
                             });
                         }
                     }
+                    state
+                        .running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&number);
                 }
             });
         }
@@ -454,6 +635,16 @@ impl JobQueue for MemoryQueue {
             self.fail_sends
                 .store(failing - 1, std::sync::atomic::Ordering::SeqCst);
             return Err(QueueError::Unavailable("injected send failure".into()));
+        }
+        if self.state.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(QueueError::Unavailable(
+                "the queue is closed: the server is stopping".into(),
+            ));
+        }
+        if self.waiting() >= self.capacity {
+            return Err(QueueError::Unavailable(
+                format!("the queue is full ({} messages wait)", self.capacity).into(),
+            ));
         }
         let body = serde_json::to_string(message).expect("messages serialize");
         self.send_raw(body);

@@ -14,10 +14,12 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, QueueAttributeName,
+};
 
 use crate::jobs::JobMessage;
-use crate::ports::{JobQueue, QueueError};
+use crate::ports::{JobQueue, QueueError, Redelivery};
 
 /// Deliveries of a message before SQS moves it to the dead-letter queue.
 /// The processor marks its request failed on the last one (`Worker::max_receives`
@@ -84,6 +86,45 @@ impl JobQueue for SqsQueue {
             .await
             .map_err(|e| queue_error("SendMessage", &self.queue_url, e))?;
         tracing::Span::current().record("message_id", sent.message_id().unwrap_or_default());
+        Ok(())
+    }
+}
+
+/// Entries of one `ChangeMessageVisibilityBatch` (SQS's limit).
+const VISIBILITY_BATCH: usize = 10;
+
+#[async_trait]
+impl Redelivery for SqsQueue {
+    #[tracing::instrument(skip(self, receipt_handles), fields(queue = %self.queue_url, messages = receipt_handles.len()))]
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), QueueError> {
+        for chunk in receipt_handles.chunks(VISIBILITY_BATCH) {
+            let mut batch = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url);
+            for (i, handle) in chunk.iter().enumerate() {
+                batch = batch.entries(
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .build()
+                        .map_err(built_error)?,
+                );
+            }
+            let out = batch
+                .send()
+                .await
+                .map_err(|e| queue_error("ChangeMessageVisibilityBatch", &self.queue_url, e))?;
+            for failed in out.failed() {
+                // It comes back after the visibility timeout all the same.
+                tracing::warn!(
+                    entry = failed.id(),
+                    code = failed.code(),
+                    "a message could not be made visible again"
+                );
+            }
+        }
         Ok(())
     }
 }

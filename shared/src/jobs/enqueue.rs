@@ -164,13 +164,34 @@ pub(crate) fn check_filter(filter: &FilterSpec) -> Result<(), SubmitError> {
 
 /// Validates `body`, records the request as `queued` and queues it. With
 /// an `idempotency_key` used before, returns that request and queues nothing.
-#[tracing::instrument(skip(deps, body), fields(request_id))]
 pub async fn submit(
     deps: &Enqueuer,
     body: &[u8],
     idempotency_key: Option<&str>,
     correlation_id: &str,
 ) -> Result<RequestRecord, SubmitError> {
+    submit_then(deps, body, idempotency_key, correlation_id, |_| async {
+        Ok(())
+    })
+    .await
+}
+
+/// As [`submit`], and `before_send` runs with the new record after it is
+/// recorded and before its message is sent, so before any worker can start
+/// it (the WebSocket `process` subscribes its connection there). When
+/// `before_send` fails, nothing is sent and the record is marked failed.
+#[tracing::instrument(skip(deps, body, before_send), fields(request_id))]
+pub async fn submit_then<F, Fut>(
+    deps: &Enqueuer,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    correlation_id: &str,
+    before_send: F,
+) -> Result<RequestRecord, SubmitError>
+where
+    F: FnOnce(RequestRecord) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
     let job = parse_job(body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let message = JobMessage {
@@ -195,18 +216,26 @@ pub async fn submit(
         Created::Existing(earlier) => return Ok(earlier),
     };
     tracing::Span::current().record("request_id", record.id.as_str());
+    if let Err(e) = before_send(record.clone()).await {
+        never_queued(deps, &record).await;
+        return Err(e.into());
+    }
     if let Err(e) = deps.queue.send(&message).await {
-        // Nothing will ever process it: say so in the record rather than
-        // leave it `queued` forever.
-        let failed = Outcome::Failed(JobError {
-            code: "enqueue_failed".into(),
-            message: "the request could not be queued; submit it again".into(),
-        });
-        if let Err(store) = deps.requests.finish(&record.id, failed, Utc::now()).await {
-            tracing::error!(request_id = %record.id, error = ?store, "queue send failed and the record could not be marked failed; it stays queued until its TTL");
-        }
+        never_queued(deps, &record).await;
         return Err(e.into());
     }
     tracing::info!(request_id = %record.id, kind = ?record.kind, "request queued");
     Ok(record)
+}
+
+/// Nothing will ever process `record`: say so in it rather than leave it
+/// `queued` forever.
+async fn never_queued(deps: &Enqueuer, record: &RequestRecord) {
+    let failed = Outcome::Failed(JobError {
+        code: "enqueue_failed".into(),
+        message: "the request could not be queued; submit it again".into(),
+    });
+    if let Err(store) = deps.requests.finish(&record.id, failed, Utc::now()).await {
+        tracing::error!(request_id = %record.id, error = ?store, "the request was not queued and its record could not be marked failed; it stays queued until its TTL");
+    }
 }

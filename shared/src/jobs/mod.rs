@@ -5,10 +5,12 @@ mod enqueue;
 mod model;
 mod processor;
 pub mod report;
+mod sweeper;
 
-pub use enqueue::{Enqueuer, SubmitError, parse_job, submit};
+pub use enqueue::{Enqueuer, SubmitError, parse_job, submit, submit_then};
 pub use model::{
     FilterSpec, Job, JobError, JobKind, JobMessage, MAX_BODY_BYTES, MAX_DELETE_IDS,
     MAX_IMPORT_PEOPLE, MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus,
 };
-pub use processor::{ProcessError, Processed, Worker, process};
+pub use processor::{MIN_TIME_LEFT, ProcessError, Processed, Worker, process};
+pub use sweeper::{SWEEP_LIMIT, Sweeper, Swept, sweep};

@@ -25,7 +25,7 @@ use crate::ws::{Progress, Pusher};
 
 /// Work is not started with less time than this left before the deadline;
 /// the message goes back to the queue instead of being cut off mid-write.
-const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
+pub const MIN_TIME_LEFT: Duration = Duration::from_secs(5);
 /// People written per `put_batch` of an import (deadline checked between).
 const IMPORT_CHUNK: usize = 100;
 
@@ -64,6 +64,11 @@ pub enum ProcessError {
         #[source]
         source: Option<StoreError>,
     },
+    /// The request is finished and kept, but its result could not be pushed
+    /// to every subscriber for now: another delivery finds it finished and
+    /// pushes again (so the message must not be deleted).
+    #[error("request {0} is finished but its result is not yet pushed to every subscriber")]
+    Undelivered(String),
 }
 
 impl From<StoreError> for ProcessError {
@@ -98,6 +103,7 @@ pub async fn process(
         Err(ProcessError::Malformed(_)) => "malformed",
         Err(ProcessError::UnknownRequest(_)) => "unknown_request",
         Err(ProcessError::Retry { .. }) => "retry",
+        Err(ProcessError::Undelivered(_)) => "undelivered",
     };
     telemetry::job(outcome);
     metrics::histogram!(telemetry::JOB_DURATION_MS, "outcome" => outcome)
@@ -154,15 +160,59 @@ async fn deliver(
                 message: text,
             });
             let id = &message.request_id;
-            if worker.requests.finish(id, outcome, Utc::now()).await?
-                && let Some(record) = worker.requests.get(id).await?
-            {
-                worker.pusher.result_to_subscribers(&record).await;
+            let finished_here = worker.requests.finish(id, outcome, Utc::now()).await?;
+            // No delivery follows this one: push whatever time is left,
+            // and keep the message's outcome (the failure is stored).
+            if let Err(e) = push_finished(worker, id, None).await {
+                tracing::warn!(error = %e, "the failure could not be pushed to every subscriber");
             }
-            Ok(Processed::Failed)
+            Ok(if finished_here {
+                Processed::Failed
+            } else {
+                Processed::Duplicate
+            })
         }
         other => other,
     }
+}
+
+/// Reads the finished request `id` and pushes its result to its
+/// subscribers; `Undelivered` if some of them could not be reached for now.
+async fn push_finished(
+    worker: &Worker,
+    id: &str,
+    deadline: Option<Instant>,
+) -> Result<(), ProcessError> {
+    match worker.requests.get(id).await? {
+        Some(record) if record.status.is_final() => push_result(worker, &record, deadline).await,
+        Some(_) | None => Err(ProcessError::Retry {
+            reason: "the request is not finished after its finish".into(),
+            source: None,
+        }),
+    }
+}
+
+/// Pushes a finished request's result; `Undelivered` when a subscriber
+/// could not be reached for now, or when too little time is left to push
+/// at all (a fan-out cut off by the timeout would look delivered to no one).
+async fn push_result(
+    worker: &Worker,
+    record: &crate::jobs::RequestRecord,
+    deadline: Option<Instant>,
+) -> Result<(), ProcessError> {
+    if time_left(deadline).is_err() {
+        tracing::warn!("too little time left to push the result; the next delivery will");
+        return Err(ProcessError::Undelivered(record.id.clone()));
+    }
+    if worker
+        .pusher
+        .result_to_subscribers(record)
+        .await
+        .worth_retrying()
+    {
+        return Err(ProcessError::Undelivered(record.id.clone()));
+    }
+    Ok(())
 }
 
 async fn run(
@@ -178,7 +228,7 @@ async fn run(
             // Perhaps the delivery that finished it stopped before pushing:
             // push again (subscribers may get the result twice, never not).
             tracing::info!("already finished; duplicate delivery, result pushed again");
-            worker.pusher.result_to_subscribers(&record).await;
+            push_result(worker, &record, deadline).await?;
             return Ok(Processed::Duplicate);
         }
         Started::Started(record) => {
@@ -224,14 +274,18 @@ async fn run(
     };
     let now = Utc::now();
     if !worker.requests.finish(id, outcome.clone(), now).await? {
-        tracing::info!("finished by another delivery meanwhile");
+        // Another delivery finished it meanwhile, or this one did and its
+        // answer was lost (the retried write then finds it finished). Either
+        // way, push what is stored: the finisher may have pushed nothing.
+        tracing::info!("already finished (by another delivery, or by this one's lost answer)");
+        push_finished(worker, id, deadline).await?;
         return Ok(Processed::Duplicate);
     }
     tracing::info!(?processed, "request finished");
     // The record as `finish` left it, pushed without reading it again.
     let mut finished = started;
     outcome.apply_to(&mut finished, now);
-    worker.pusher.result_to_subscribers(&finished).await;
+    push_result(worker, &finished, deadline).await?;
     Ok(processed)
 }
 
@@ -279,7 +333,10 @@ async fn import(
         }
     }
     // Searchable right after: this instance's index catches up now; other
-    // instances follow the change feed within their refresh interval.
+    // instances follow the change feed within their refresh interval. A
+    // refresh cut off by the timeout would leave the request `processing`
+    // until the next delivery, so it is not started without time for it.
+    time_left(deadline)?;
     worker.people.index.refresh().await?;
     Ok(json!({ "accepted": accepted.len(), "rejected": rejected }))
 }

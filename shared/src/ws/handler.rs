@@ -7,8 +7,8 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use chrono::Utc;
 
-use super::{ClientFrame, FrameError, Pusher, ServerMessage, parse_frame};
-use crate::jobs::{Enqueuer, SubmitError, submit};
+use super::{ClientFrame, Delivery, FrameError, Pusher, ServerMessage, parse_frame};
+use crate::jobs::{Enqueuer, SubmitError, submit_then};
 use crate::ports::StoreError;
 
 /// What the WebSocket routes need.
@@ -88,11 +88,9 @@ async fn on_frame(
             tracing::info!(code = e.code, message = %e.message, "bad frame");
             Err(e)
         }
-        Ok(ClientFrame::Subscribe { request_id }) => {
-            subscribe(api, connection_id, &request_id, true)
-                .await
-                .map_err(|e| e.into_frame_error(None, Some(&request_id), correlation_id))
-        }
+        Ok(ClientFrame::Subscribe { request_id }) => subscribe(api, connection_id, &request_id)
+            .await
+            .map_err(|e| e.into_frame_error(None, Some(&request_id), correlation_id)),
         Ok(ClientFrame::Process {
             request,
             client_ref,
@@ -114,8 +112,12 @@ async fn on_frame(
     }
 }
 
-/// `process`: submits the request as `POST /requests` would, answers
-/// `accepted`, and subscribes the connection to it.
+/// `process`: submits the request as `POST /requests` would, subscribes
+/// the connection to it and answers `accepted`, both before its message is
+/// sent: so no worker can start it before the connection follows it, and
+/// every status and the result reach the connection through the worker's
+/// pushes (which are retried by redelivery when they fail), after
+/// `accepted`.
 async fn process(
     api: &WsApi,
     connection_id: &str,
@@ -124,32 +126,36 @@ async fn process(
     correlation_id: &str,
 ) -> Result<(), Failure> {
     let body = serde_json::to_vec(request).expect("JSON values serialize");
-    let record = submit(&api.enqueuer, &body, None, correlation_id)
-        .await
-        .map_err(Failure::Submit)?;
-    tracing::info!(request_id = %record.id, "accepted over the WebSocket");
-    api.pusher
-        .send(
-            connection_id,
-            &ServerMessage::Accepted {
+    let pusher = &api.pusher;
+    let record = submit_then(
+        &api.enqueuer,
+        &body,
+        None,
+        correlation_id,
+        |record| async move {
+            pusher
+                .connections
+                .subscribe(connection_id, &record.id, Utc::now())
+                .await?;
+            let accepted = ServerMessage::Accepted {
                 id: &record.id,
                 status: record.status,
                 client_ref,
-            },
-        )
-        .await;
-    subscribe(api, connection_id, &record.id, false).await
+            };
+            retrying(|| pusher.send(connection_id, &accepted)).await;
+            Ok(())
+        },
+    )
+    .await
+    .map_err(Failure::Submit)?;
+    tracing::info!(request_id = %record.id, "accepted over the WebSocket");
+    Ok(())
 }
 
 /// Subscribes, then reads the request (this order is what makes a missed
 /// result impossible; see the module docs), then pushes its result at
 /// once if it already finished.
-async fn subscribe(
-    api: &WsApi,
-    connection_id: &str,
-    request_id: &str,
-    confirm: bool,
-) -> Result<(), Failure> {
+async fn subscribe(api: &WsApi, connection_id: &str, request_id: &str) -> Result<(), Failure> {
     let pusher = &api.pusher;
     pusher
         .connections
@@ -172,22 +178,51 @@ async fn subscribe(
         }
         return Err(Failure::NotFound);
     };
-    if confirm {
-        pusher
-            .send(
-                connection_id,
-                &ServerMessage::Subscribed {
-                    request_id,
-                    status: record.status,
-                },
-            )
-            .await;
-    }
+    pusher
+        .send(
+            connection_id,
+            &ServerMessage::Subscribed {
+                request_id,
+                status: record.status,
+            },
+        )
+        .await;
     if record.status.is_final() {
-        pusher.send_result(connection_id, &record).await;
+        // No worker will push this one again: a push that failed for now
+        // is tried again here, a few times, before the client is left to
+        // subscribe again or read `GET /requests/{id}`.
+        retrying(|| pusher.send_result(connection_id, &record)).await;
     }
     Ok(())
 }
+
+/// Sends with `send` until it is delivered, refused or gone, or the tries
+/// are used up: for the messages that no worker will send again (`accepted`,
+/// the result pushed on `subscribe`).
+async fn retrying<F, Fut>(mut send: F) -> Delivery
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Delivery>,
+{
+    let mut delivery = Delivery::Unavailable;
+    for wait in RETRY_PAUSES {
+        delivery = send().await;
+        if delivery != Delivery::Unavailable {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    delivery
+}
+
+/// Pauses after each failed try of [`retrying`] (the last entry only ends
+/// the loop).
+const RETRY_PAUSES: [std::time::Duration; 4] = [
+    std::time::Duration::from_millis(50),
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(800),
+    std::time::Duration::ZERO,
+];
 
 enum Failure {
     Submit(SubmitError),

@@ -1,7 +1,9 @@
 //! Pushing to connections: one message to one connection, or to every
 //! subscriber of a request. A push never fails the work that made it: a
 //! gone connection is forgotten, any other failure is logged, and the
-//! request store keeps the result for `GET /requests/{id}`.
+//! request store keeps the result for `GET /requests/{id}`. A push that
+//! failed for now is reported as such ([`PushReport::worth_retrying`]), so
+//! the worker can have its message delivered again to push once more.
 
 use std::sync::Arc;
 
@@ -28,7 +30,10 @@ pub enum Delivery {
     Delivered,
     /// The connection is gone and was removed from the store.
     Gone,
-    /// Not delivered for another reason (logged).
+    /// Not delivered for now (throttled, timed out, the subscribers could
+    /// not be read): worth trying again.
+    Unavailable,
+    /// Refused for good (logged): trying again would not help.
     Failed,
 }
 
@@ -37,7 +42,18 @@ pub enum Delivery {
 pub struct PushReport {
     pub delivered: usize,
     pub gone: usize,
+    /// Pushes that may pass on another try (a subscriber read that failed
+    /// counts as one): the caller should try again later.
+    pub unavailable: usize,
     pub failed: usize,
+}
+
+impl PushReport {
+    /// Some subscriber may not have the message yet, and another try may
+    /// reach it.
+    pub fn worth_retrying(&self) -> bool {
+        self.unavailable > 0
+    }
 }
 
 impl Pusher {
@@ -101,7 +117,7 @@ impl Pusher {
             Err(e) => {
                 tracing::warn!(request_id, error = ?e, "could not read the subscribers; nothing pushed");
                 return PushReport {
-                    failed: 1,
+                    unavailable: 1,
                     ..PushReport::default()
                 };
             }
@@ -116,7 +132,10 @@ impl Pusher {
                         // Nothing more will come for this request: the
                         // subscription has served its purpose.
                         if let Err(e) = self.connections.unsubscribe(&connection_id, request_id).await {
-                            tracing::debug!(connection_id, error = ?e, "could not remove a finished subscription; its TTL will");
+                            // Harmless for the client (a later delivery may push
+                            // the result again), but a denied delete is a
+                            // misconfiguration someone must see.
+                            tracing::warn!(connection_id, error = ?e, "could not remove a finished subscription; its TTL will");
                         }
                     }
                     delivery
@@ -129,6 +148,7 @@ impl Pusher {
             match d {
                 Delivery::Delivered => report.delivered += 1,
                 Delivery::Gone => report.gone += 1,
+                Delivery::Unavailable => report.unavailable += 1,
                 Delivery::Failed => report.failed += 1,
             }
         }
@@ -136,6 +156,7 @@ impl Pusher {
             request_id,
             delivered = report.delivered,
             gone = report.gone,
+            unavailable = report.unavailable,
             failed = report.failed,
             "pushed"
         );
@@ -171,9 +192,14 @@ impl Pusher {
                     }
                     return Delivery::Gone;
                 }
+                Err(e @ NotifyError::Unavailable(_)) => {
+                    metrics::counter!(PUSHES, "outcome" => "unavailable").increment(1);
+                    tracing::warn!(connection_id, error = ?e, "push failed for now");
+                    return Delivery::Unavailable;
+                }
                 Err(e) => {
                     metrics::counter!(PUSHES, "outcome" => "failed").increment(1);
-                    tracing::warn!(connection_id, error = ?e, "push failed");
+                    tracing::warn!(connection_id, error = ?e, "push refused");
                     return Delivery::Failed;
                 }
             }

@@ -11,11 +11,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{Pusher, WsApi, handle};
+use crate::adapters::faults::{
+    Fault, Faults, FaultyConnectionStore, FaultyNotifier, FaultyRequestStore,
+};
 use crate::adapters::memory::{MemoryQueue, MemoryRequestStore};
 use crate::adapters::memory_connections::MemoryConnectionStore;
 use crate::config::PeopleConfig;
 use crate::jobs::{
-    Enqueuer, FilterSpec, Job, JobKind, JobMessage, Processed, RequestRecord, Worker, process,
+    Enqueuer, FilterSpec, Job, JobKind, JobMessage, ProcessError, Processed, RequestRecord, Worker,
+    process,
 };
 use crate::ports::{ConnectionStore, Notifier, NotifyError, RequestStore, StoreError};
 use crate::search::Refresh;
@@ -103,9 +107,18 @@ struct Fixture {
     requests: Arc<MemoryRequestStore>,
     recorder: Arc<Recorder>,
     connections: Arc<Shuffled>,
+    /// Faults of the request store, the connection store and the notifier
+    /// as the worker and the WebSocket routes see them (operations `get`,
+    /// `start`, `finish`, ...; `subscribe`, `subscribers`, ...; `post`).
+    faults: Faults,
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(Arc::new(MemoryQueue::new())).await
+}
+
+/// The fixture, with `process` frames queued on `queue`.
+async fn fixture_on(queue: Arc<MemoryQueue>) -> Fixture {
     let config = PeopleConfig {
         seed_people: 500,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
@@ -114,21 +127,32 @@ async fn fixture() -> Fixture {
     let requests = Arc::new(MemoryRequestStore::new());
     let recorder = Arc::new(Recorder::default());
     let connections = Arc::new(Shuffled(MemoryConnectionStore::new()));
+    let faults = Faults::new();
     let pusher = Pusher {
-        connections: connections.clone(),
-        notifier: recorder.clone(),
+        connections: Arc::new(FaultyConnectionStore {
+            inner: connections.clone(),
+            faults: faults.clone(),
+        }),
+        notifier: Arc::new(FaultyNotifier {
+            inner: recorder.clone(),
+            faults: faults.clone(),
+        }),
     };
+    let faulty_requests: Arc<dyn RequestStore> = Arc::new(FaultyRequestStore {
+        inner: requests.clone(),
+        faults: faults.clone(),
+    });
     let worker = Arc::new(Worker {
         people,
-        requests: requests.clone(),
+        requests: faulty_requests.clone(),
         max_receives: 3,
         pusher: pusher.clone(),
     });
     let api = Arc::new(WsApi {
         pusher,
         enqueuer: Enqueuer {
-            requests: requests.clone(),
-            queue: Arc::new(MemoryQueue::new()),
+            requests: faulty_requests,
+            queue: queue.clone(),
         },
     });
     Fixture {
@@ -137,6 +161,7 @@ async fn fixture() -> Fixture {
         requests,
         recorder,
         connections,
+        faults,
     }
 }
 
@@ -274,11 +299,13 @@ async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
     f.recorder
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(
-        process(&f.worker, &body, 1, None).await.unwrap(),
-        Processed::Completed
-    );
+    // Finished and kept; the message is not done with (see below).
+    assert!(matches!(
+        process(&f.worker, &body, 1, None).await,
+        Err(ProcessError::Undelivered(_))
+    ));
     let stored = f.requests.get("r2").await.unwrap().unwrap();
+    assert!(stored.status.is_final());
     assert!(stored.result.is_some());
     // Once pushes work again, subscribing again delivers it.
     f.recorder
@@ -295,41 +322,173 @@ async fn failing_pushes_never_fail_the_job_and_the_result_is_kept() {
     assert_eq!(results[0]["result"], stored.result.unwrap());
 }
 
+fn results(f: &Fixture, connection: &str) -> usize {
+    f.recorder
+        .to(connection)
+        .into_iter()
+        .filter(|m| m["type"] == "process-result")
+        .count()
+}
+
+/// 1b: a push that fails for now after the request finished leaves the
+/// message undone, and its redelivery pushes the result.
 #[tokio::test]
 async fn a_duplicate_delivery_pushes_the_result_again() {
     let f = fixture().await;
     let body = queued(&f, "r3").await;
     subscribe(&f, "c", "r3").await;
-    // The first delivery finishes the request but its push fails (as if
-    // the worker had died before pushing): the subscription stays.
+    // The first delivery finishes the request but its push fails: the
+    // subscription stays, and the message is not done with.
     f.recorder
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(
-        process(&f.worker, &body, 1, None).await.unwrap(),
-        Processed::Completed
-    );
+    assert!(matches!(
+        process(&f.worker, &body, 1, None).await,
+        Err(ProcessError::Undelivered(_))
+    ));
     f.recorder
         .failing
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let results = |f: &Fixture| {
-        f.recorder
-            .to("c")
-            .into_iter()
-            .filter(|m| m["type"] == "process-result")
-            .count()
-    };
-    assert_eq!(results(&f), 0);
+    assert_eq!(results(&f, "c"), 0);
     // The redelivery finds it finished and pushes the result.
     assert_eq!(
         process(&f.worker, &body, 2, None).await.unwrap(),
         Processed::Duplicate
     );
-    assert_eq!(results(&f), 1);
+    assert_eq!(results(&f, "c"), 1);
     // Delivered, the subscription is gone: a third delivery pushes nothing.
     assert_eq!(f.connections.0.subscriptions(), 0);
     process(&f.worker, &body, 3, None).await.unwrap();
-    assert_eq!(results(&f), 1);
+    assert_eq!(results(&f, "c"), 1);
+}
+
+/// 1b: the subscribers cannot be read when the result is to be pushed.
+#[tokio::test]
+async fn an_unreadable_subscriber_list_is_read_again_on_redelivery() {
+    let f = fixture().await;
+    let body = queued(&f, "r5").await;
+    subscribe(&f, "c", "r5").await;
+    // The status push reads them; the result push's read fails.
+    f.faults.fail_after("subscribers", 1, Fault::Unavailable, 1);
+    assert!(matches!(
+        process(&f.worker, &body, 1, None).await,
+        Err(ProcessError::Undelivered(_))
+    ));
+    assert_eq!(results(&f, "c"), 0);
+    assert_eq!(
+        process(&f.worker, &body, 2, None).await.unwrap(),
+        Processed::Duplicate
+    );
+    assert_eq!(results(&f, "c"), 1);
+}
+
+/// 1a: `finish` is applied, its answer lost, and the SDK's retry finds the
+/// request finished: the worker still pushes the result.
+#[tokio::test]
+async fn a_finish_whose_answer_was_lost_still_pushes_the_result() {
+    let f = fixture().await;
+    let body = queued(&f, "r6").await;
+    subscribe(&f, "c", "r6").await;
+    f.faults.fail("finish", Fault::Retried, 1);
+    assert_eq!(
+        process(&f.worker, &body, 1, None).await.unwrap(),
+        Processed::Duplicate
+    );
+    assert_eq!(f.faults.fired(), [("finish", Fault::Retried)]);
+    assert_eq!(results(&f, "c"), 1);
+}
+
+/// On the last delivery a push that fails for now still leaves the message
+/// undone (SQS then dead-letters it) and never turns the stored result
+/// into a failure.
+#[tokio::test]
+async fn a_last_delivery_whose_push_fails_keeps_the_result() {
+    let f = fixture().await;
+    let body = queued(&f, "r7").await;
+    subscribe(&f, "c", "r7").await;
+    f.faults.fail_after("post", 1, Fault::Unavailable, 1);
+    assert!(matches!(
+        process(&f.worker, &body, 3, None).await,
+        Err(ProcessError::Undelivered(_))
+    ));
+    let stored = f.requests.get("r7").await.unwrap().unwrap();
+    assert_eq!(stored.status, crate::jobs::RequestStatus::Completed);
+}
+
+/// A subscribe to a finished request whose push fails for now is tried
+/// again at once: nobody else will push it.
+#[tokio::test]
+async fn a_subscribe_to_a_finished_request_retries_its_push() {
+    let f = fixture().await;
+    let body = queued(&f, "r8").await;
+    process(&f.worker, &body, 1, None).await.unwrap();
+    // `subscribed` goes out; the result's first two posts fail.
+    f.faults.fail_after("post", 1, Fault::Unavailable, 2);
+    subscribe(&f, "c", "r8").await;
+    assert_eq!(results(&f, "c"), 1);
+}
+
+/// `process` frames with a worker pool running: the connection follows the
+/// request before its message is sent, so it gets `accepted`, then
+/// `processing`, then the result, every time; and a result push that fails
+/// for now is delivered by the redelivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_frames_get_every_status_in_order_even_when_a_push_fails() {
+    let queue = Arc::new(MemoryQueue::new());
+    let f = fixture_on(queue.clone()).await;
+    let worker = Arc::clone(&f.worker);
+    queue.run_workers(2, 3, Duration::from_millis(20), move |body, receives| {
+        let worker = Arc::clone(&worker);
+        async move {
+            process(&worker, &body, receives, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    });
+    const FRAMES: usize = 40;
+    let frame = |i: usize| json!({"action": "process", "client_ref": i.to_string(), "request": {"kind": "report", "filter": {"nationality": "Icelandic"}}});
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let wait_for_result = async |connection: &str| {
+        loop {
+            let types: Vec<String> = f
+                .recorder
+                .to(connection)
+                .iter()
+                .map(|m| m["type"].as_str().unwrap().to_owned())
+                .collect();
+            if types.iter().any(|t| t == "process-result") {
+                assert_eq!(
+                    types[..3],
+                    ["accepted", "process-status", "process-result"],
+                    "connection {connection}: {types:?}"
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connection {connection} got no result: {types:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    // The first one alone: its posts are `accepted`, `processing`, then
+    // the result, which fails for now.
+    handle(&f.api, event("$connect", "p0", None)).await;
+    f.faults.fail_after("post", 2, Fault::Unavailable, 1);
+    handle(&f.api, event("process", "p0", Some(frame(0)))).await;
+    wait_for_result("p0").await;
+    assert_eq!(f.faults.fired(), [("post", Fault::Unavailable)]);
+    // Then many at once, racing the workers.
+    for i in 1..FRAMES {
+        let connection = format!("p{i}");
+        handle(&f.api, event("$connect", &connection, None)).await;
+        handle(&f.api, event("process", &connection, Some(frame(i)))).await;
+    }
+    for i in 1..FRAMES {
+        wait_for_result(&format!("p{i}")).await;
+    }
+    assert!(queue.dead_letters().is_empty());
 }
 
 #[tokio::test]
@@ -364,4 +523,29 @@ async fn process_frames_are_checked_like_post_requests() {
     assert_eq!(reply["code"], "invalid_request");
     assert_eq!(reply["field"], "request.people");
     assert_eq!(reply["client_ref"], "x");
+}
+
+/// The sweeper's failure of a stuck request reaches its subscribers.
+#[tokio::test]
+async fn a_request_ended_by_the_sweeper_is_pushed_to_its_subscribers() {
+    let f = fixture().await;
+    queued(&f, "r9").await;
+    subscribe(&f, "c", "r9").await;
+    let long_ago = Utc::now() - chrono::Duration::hours(1);
+    f.requests.start("r9", long_ago).await.unwrap();
+    let sweeper = crate::jobs::Sweeper {
+        requests: f.requests.clone(),
+        pusher: f.api.pusher.clone(),
+        stuck_after: Duration::from_secs(18 * 60),
+    };
+    let swept = crate::jobs::sweep(&sweeper, Utc::now()).await.unwrap();
+    assert_eq!((swept.failed, swept.undelivered), (1, 0));
+    let result = f
+        .recorder
+        .to("c")
+        .into_iter()
+        .find(|m| m["type"] == "process-result")
+        .expect("the failure is pushed");
+    assert_eq!(result["status"], "failed");
+    assert_eq!(result["error"]["code"], "timed_out");
 }

@@ -1,0 +1,21 @@
+//! Sweeper Lambda: fails and pushes the requests stuck in `processing`.
+
+use lambda_runtime::Error;
+use metrics_cloudwatch_embedded::lambda::handler::run;
+use shared::adapters::sqs::VISIBILITY_TIMEOUT;
+use shared::config::JobsConfig;
+use shared::jobs::Sweeper;
+use shared::wiring::{open_pusher, open_requests};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let metrics = shared::lambda::init_metrics("sweeper")?;
+    let config = JobsConfig::from_env()?;
+    let sweeper = Sweeper {
+        requests: open_requests(&config).await?,
+        pusher: open_pusher(&config, None).await?,
+        stuck_after: Sweeper::stuck_after(config.max_receives, VISIBILITY_TIMEOUT),
+    };
+    run(metrics, |event| sweeper::handler(&sweeper, event)).await
+}
