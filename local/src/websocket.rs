@@ -25,7 +25,7 @@ use crate::App;
 
 /// The routes of the WebSocket API besides `$connect`, `$disconnect` and
 /// `$default`, as in template.yaml.
-const ROUTES: &[&str] = &["subscribe", "process"];
+pub const ROUTES: &[&str] = &["subscribe", "process"];
 
 /// Frames the socket reads whole. Above API Gateway's 128 KiB, so that an
 /// oversized frame reaches the handler and gets an `error` message; far
@@ -60,7 +60,7 @@ pub async fn upgrade(
             .map(str::to_owned),
     };
     let event = event(&connection_id, &info, Route::Connect { headers: &headers });
-    let response = shared::ws::handle(&app.ws, event).await;
+    let response = app.ws_event(event).await;
     if response.status_code != 200 {
         let status = u16::try_from(response.status_code)
             .ok()
@@ -126,7 +126,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
                 };
                 app.hub.touch(&connection_id, Utc::now());
                 let event = event(&connection_id, &info, Route::Message { body: &body, is_base64 });
-                shared::ws::handle(&app.ws, event).await;
+                app.ws_event(event).await;
             }
             _ = &mut writer => {
                 close = (1000, "closed by the server".into());
@@ -145,7 +145,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
             reason: &close.1,
         },
     );
-    shared::ws::handle(&app.ws, event).await;
+    app.ws_event(event).await;
 }
 
 fn base64_encode(data: &[u8]) -> String {
@@ -153,7 +153,8 @@ fn base64_encode(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-enum Route<'a> {
+/// What a WebSocket event is about.
+pub enum Route<'a> {
     Connect { headers: &'a HeaderMap },
     Message { body: &'a str, is_base64: bool },
     Disconnect { code: u16, reason: &'a str },
@@ -161,7 +162,7 @@ enum Route<'a> {
 
 /// The event API Gateway would send for `route` (the fields a WebSocket
 /// Lambda reads; `events/ws-*.json` are fixtures of the same shape).
-fn event(
+pub fn event(
     connection_id: &str,
     info: &ConnectionInfo,
     route: Route<'_>,
