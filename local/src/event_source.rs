@@ -263,56 +263,61 @@ impl Poller {
         Ok(deleted)
     }
 
-    /// The event Lambda sends for `messages` (the shape of events/sqs-*.json).
     fn event(&self, messages: &[Message]) -> Result<SqsEvent, String> {
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: Map<String, Value> = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let message_attributes: Map<String, Value> = m
-                    .message_attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    json!({
-                                        "stringValue": v.string_value(),
-                                        "binaryValue": v.binary_value().map(|b| {
-                                            use base64::Engine;
-                                            base64::engine::general_purpose::STANDARD.encode(b.as_ref())
-                                        }),
-                                        "stringListValues": [],
-                                        "binaryListValues": [],
-                                        "dataType": v.data_type(),
-                                    }),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attributes,
-                    "messageAttributes": message_attributes,
-                    "md5OfBody": m.md5_of_body(),
-                    "md5OfMessageAttributes": m.md5_of_message_attributes(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.arn,
-                    "awsRegion": self.region,
-                })
-            })
-            .collect();
-        serde_json::from_value(json!({ "Records": records }))
-            .map_err(|e| format!("the SQS event does not have Lambda's shape: {e}"))
+        sqs_event(messages, &self.arn, &self.region)
     }
+}
+
+/// The event Lambda sends for `messages` of the queue `queue_arn` (the
+/// shape of events/sqs-*.json).
+pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Result<SqsEvent, String> {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: Map<String, Value> = m
+                .attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let message_attributes: Map<String, Value> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                json!({
+                                    "stringValue": v.string_value(),
+                                    "binaryValue": v.binary_value().map(|b| {
+                                        use base64::Engine;
+                                        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+                                    }),
+                                    "stringListValues": [],
+                                    "binaryListValues": [],
+                                    "dataType": v.data_type(),
+                                }),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.md5_of_body(),
+                "md5OfMessageAttributes": m.md5_of_message_attributes(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records }))
+        .map_err(|e| format!("the SQS event does not have Lambda's shape: {e}"))
 }

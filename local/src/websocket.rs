@@ -197,6 +197,12 @@ pub fn event(
                 .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.into()))))
                 .collect();
             event["headers"] = Value::Object(headers);
+            // API Gateway sends both forms on $connect.
+            let mut multi = serde_json::Map::new();
+            for (k, v) in headers_multi(headers_of(&event)) {
+                multi.insert(k, v);
+            }
+            event["multiValueHeaders"] = Value::Object(multi);
         }
         Route::Message { body, is_base64 } => {
             context["messageId"] = Value::String(uuid::Uuid::new_v4().simple().to_string());
@@ -206,10 +212,32 @@ pub fn event(
         Route::Disconnect { code, reason } => {
             context["disconnectStatusCode"] = json!(code);
             context["disconnectReason"] = json!(reason);
+            // API Gateway's $disconnect carries a few headers of its own.
+            event["headers"] = json!({"Host": "127.0.0.1", "x-api-key": "", "x-restapi": ""});
+            let multi: serde_json::Map<String, Value> =
+                headers_multi(headers_of(&event)).into_iter().collect();
+            event["multiValueHeaders"] = Value::Object(multi);
         }
     }
     event["requestContext"] = context;
     serde_json::from_value(event).expect("the emulated event has API Gateway's shape")
+}
+
+fn headers_of(event: &Value) -> Vec<(String, String)> {
+    event["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+/// `multiValueHeaders`: each header's values as a list.
+fn headers_multi(headers: Vec<(String, String)>) -> Vec<(String, Value)> {
+    headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::Array(vec![Value::String(v)])))
+        .collect()
 }
 
 /// Route selection on `$request.body.action`, as the WebSocket API in
