@@ -17,6 +17,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== SAM template: sam validate --lint, cfn-lint, IAM wildcard check"
 scripts/lint-template.sh
 
+echo "== function binaries (the end-to-end test runs them under cargo lambda)"
+cargo build --workspace --bins --quiet
+
 echo "== tests"
 cargo test --workspace
 

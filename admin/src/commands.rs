@@ -9,8 +9,12 @@ use aws_sdk_dynamodb::Client;
 use shared::adapters::dynamodb::DynamoPeopleStore;
 use shared::config::{PeopleConfig, aws_config};
 
+use shared::adapters::sqs::create_queues_with;
+use shared::template::Template;
+
 use crate::import::{self, Options};
 use crate::progress::{Counters, Screen};
+use crate::queues;
 use crate::tables::{self, Created};
 
 /// How a command that did not fail ended.
@@ -36,6 +40,31 @@ pub(crate) async fn create_tables() -> anyhow::Result<Outcome> {
         };
         println!("{} table {name:?}: {what}", table.role);
     }
+    Ok(Outcome::Complete)
+}
+
+/// The jobs queue and its dead-letter queue, as template.yaml's event
+/// source mapping's queue is declared.
+pub(crate) async fn create_queues(
+    name: &str,
+    visibility_timeout: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    let settings = queues::settings_from_template(&Template::built_in(), visibility_timeout)?;
+    let client = aws_sdk_sqs::Client::new(&aws_config().await);
+    let (url, dlq_url) = create_queues_with(&client, name, &settings)
+        .await
+        .with_context(|| format!("creating the queues {name:?} and {name:?}-dlq"))?;
+    println!(
+        "queue {name:?}: {url} (visibility timeout {} s, to the dead-letter queue after {} receives)",
+        settings.visibility_timeout.as_secs(),
+        settings.max_receive_count
+    );
+    println!(
+        "dead-letter queue {:?}: {dlq_url} (retention {} s)",
+        format!("{name}-dlq"),
+        settings.dlq_retention.as_secs()
+    );
+    println!("QUEUE_URL={url}");
     Ok(Outcome::Complete)
 }
 

@@ -1,11 +1,13 @@
 //! `admin`: operations on the people directory's DynamoDB tables.
 //!
 //! `cargo run --release --bin admin -- create-tables`
+//! `cargo run --release --bin admin -- create-queues`
 //! `cargo run --release --bin admin -- import people.jsonl`
 
 mod commands;
 mod import;
 mod progress;
+mod queues;
 mod tables;
 
 use std::io::IsTerminal;
@@ -38,6 +40,20 @@ enum Command {
     /// requests: REQUESTS_TABLE) and waits until they can be used; running
     /// it again is harmless.
     CreateTables,
+    /// Creates the jobs queue and its dead-letter queue as template.yaml
+    /// declares them (JobsQueue's visibility timeout and redrive policy,
+    /// the dead-letter queue's retention), or sets those attributes on
+    /// queues that exist; prints their URLs. For emulators and stacks
+    /// without the template's queues.
+    CreateQueues {
+        /// The queue's name; the dead-letter queue is NAME-dlq.
+        #[arg(long, default_value = "jobs")]
+        name: String,
+        /// Overrides the template's visibility timeout (seconds): local
+        /// runs that want a failed message back in seconds, not minutes.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=43_200))]
+        visibility_timeout: Option<u32>,
+    },
     /// Imports people from a JSON-lines file, one person a line (as
     /// gen_people.py writes). Every line is checked as the local server
     /// checks it; bad lines are reported by number and skipped, the others
@@ -83,6 +99,10 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::CreateTables => commands::create_tables().await,
+        Command::CreateQueues {
+            name,
+            visibility_timeout,
+        } => commands::create_queues(&name, visibility_timeout.map(u64::from)).await,
         Command::Import {
             file,
             batch_size,

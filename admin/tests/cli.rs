@@ -300,3 +300,136 @@ async fn a_configuration_error_names_the_variable_and_exits_1() {
         "{help}"
     );
 }
+
+/// Each table `create-tables` makes has the keys, attributes, indexes and
+/// TTL that template.yaml gives the table of the same role.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_tables_makes_the_tables_the_template_declares() {
+    let table = unique("as-template");
+    let created = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    let template = shared::template::Template::built_in();
+    let client = tokio::task::block_in_place(moto::client);
+    for (name, logical_id) in [
+        (table.clone(), "PeopleTable"),
+        (requests_table(&table), "RequestsTable"),
+        (connections_table(&table), "ConnectionsTable"),
+    ] {
+        let want = template.table(logical_id).unwrap();
+        let got = client
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .unwrap();
+        let key = |k: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+            k.iter()
+                .map(|e| {
+                    (
+                        e.attribute_name().to_owned(),
+                        e.key_type().as_str().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(key(got.key_schema()), want.key, "{logical_id}");
+        let mut attributes: Vec<(String, String)> = got
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                (
+                    a.attribute_name().to_owned(),
+                    a.attribute_type().as_str().to_owned(),
+                )
+            })
+            .collect();
+        attributes.sort();
+        assert_eq!(attributes, want.attributes, "{logical_id}");
+        let indexes: Vec<(String, Vec<(String, String)>)> = got
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                (
+                    i.index_name().unwrap_or_default().to_owned(),
+                    key(i.key_schema()),
+                )
+            })
+            .collect();
+        assert_eq!(indexes, want.indexes, "{logical_id}");
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(&name)
+            .send()
+            .await
+            .unwrap()
+            .time_to_live_description
+            .and_then(|t| t.attribute_name().map(str::to_owned));
+        assert_eq!(ttl, want.ttl_attribute, "{logical_id}");
+    }
+}
+
+/// `create-queues` makes the jobs queue with the template's visibility
+/// timeout and redrive policy, and its dead-letter queue; again, it is
+/// harmless; an override changes only the visibility timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_queues_makes_the_templates_queues() {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let name = unique("q");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["create-queues", "--name", name.as_str()];
+        args.extend_from_slice(extra);
+        tokio::task::block_in_place(|| admin("unused", &args, &[]))
+    };
+    let first = run(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("QUEUE_URL="))
+        .unwrap_or_else(|| panic!("no QUEUE_URL= line in {stdout}"))
+        .to_owned();
+    let sqs = tokio::task::block_in_place(moto::sqs_client);
+    let attributes = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(A::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()
+        }
+    };
+    let got = attributes(url.clone()).await;
+    assert_eq!(got[&A::VisibilityTimeout], "360");
+    let redrive: serde_json::Value = serde_json::from_str(&got[&A::RedrivePolicy]).unwrap();
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "3"
+    );
+    let dlq_arn = redrive["deadLetterTargetArn"].as_str().unwrap().to_owned();
+    assert!(dlq_arn.ends_with(&format!(":{name}-dlq")), "{dlq_arn}");
+    let dlq_url = sqs
+        .get_queue_url()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    assert_eq!(
+        attributes(dlq_url).await[&A::MessageRetentionPeriod],
+        "1209600"
+    );
+
+    let again = run(&["--visibility-timeout", "2"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains(&format!("QUEUE_URL={url}\n")));
+    let got = attributes(url).await;
+    assert_eq!(got[&A::VisibilityTimeout], "2");
+    assert!(got.contains_key(&A::RedrivePolicy));
+}

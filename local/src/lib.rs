@@ -2,6 +2,9 @@
 //! axum, running the same handler code as the Lambda functions, with
 //! in-memory backends.
 
+pub mod event_source;
+pub mod front;
+pub mod invoke;
 pub mod websocket;
 
 use std::future::Future;
@@ -35,6 +38,9 @@ pub struct App {
     pub hub: Arc<ConnectionHub>,
     /// The Prometheus recorder's view, served at `/metrics` (none: 404).
     pub metrics: Option<PrometheusHandle>,
+    /// Front mode: the HTTP and WebSocket APIs go to the functions behind
+    /// a Lambda invoke API instead of the handlers above.
+    pub front: Option<front::Front>,
 }
 
 impl App {
@@ -62,6 +68,25 @@ impl App {
             },
             hub,
             metrics: None,
+            front: None,
+        }
+    }
+
+    /// Front mode: the APIs go to the functions of `front`.
+    pub fn with_front(mut self, front: front::Front) -> Self {
+        self.front = Some(front);
+        self
+    }
+
+    /// One WebSocket API event: to the function in front mode, else to the
+    /// handler in process.
+    pub async fn ws_event(
+        &self,
+        event: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+    ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
+        match &self.front {
+            Some(front) => front.websocket(event).await,
+            None => shared::ws::handle(&self.ws, event).await,
         }
     }
 
@@ -269,6 +294,48 @@ async fn fail_for_shutdown(jobs: &Jobs, pusher: &Pusher, body: &str, reason: &st
     }
 }
 
+/// With `QUEUE_TYPE=sqs`: Lambda's SQS event source mapping, emulated, on
+/// the queue of `jobs_config`, with template.yaml's batch size and
+/// batching window, delivering to the processor's handler in this process.
+pub async fn start_event_source(
+    people: &People,
+    jobs: &Jobs,
+    jobs_config: &shared::config::JobsConfig,
+    pusher: &Pusher,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let Some(queue_url) = &jobs_config.queue_url else {
+        anyhow::bail!("QUEUE_URL is required for the SQS event source");
+    };
+    let target = Arc::new(event_source::InProcess {
+        worker: Arc::new(Worker {
+            people: people.clone(),
+            requests: Arc::clone(&jobs.requests),
+            max_receives: jobs.max_receives,
+            pusher: pusher.clone(),
+        }),
+    });
+    spawn_event_source(queue_url, jobs_config.workers, target).await
+}
+
+/// The SQS event source of template.yaml on `queue_url`, to `target`.
+pub async fn spawn_event_source(
+    queue_url: &str,
+    concurrency: usize,
+    target: Arc<dyn event_source::BatchTarget>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mapping = shared::template::Template::built_in().sqs_event_source()?;
+    let sqs = aws_sdk_sqs::Client::new(&shared::config::aws_config().await);
+    let source = event_source::EventSource {
+        sqs,
+        queue_url: queue_url.to_owned(),
+        batch_size: mapping.batch_size,
+        batching_window: mapping.batching_window,
+        concurrency,
+        target,
+    };
+    source.spawn().await.map_err(anyhow::Error::msg)
+}
+
 async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
@@ -279,6 +346,13 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
                 .map(Body::from);
         }
     };
+    if let Some(front) = &app.front {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        return front.http(parts, bytes, peer).await;
+    }
     let req = Request::from_parts(parts, bytes);
     let response = if req.uri().path() == "/requests" {
         api::handle_submit(&app.enqueue, req).await

@@ -31,6 +31,22 @@ struct Args {
     /// 0 picks a free port.
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Front mode: the address of a Lambda invoke API (`cargo lambda
+    /// watch`: http://127.0.0.1:9000; `sam local start-lambda`:
+    /// http://127.0.0.1:3001). HTTP requests and WebSocket events become
+    /// API Gateway events for the functions that template.yaml maps them
+    /// to; with QUEUE_URL, the jobs queue is polled for the processor
+    /// function. The functions push through this server's Management API:
+    /// give them WEBSOCKET_ENDPOINT=http://127.0.0.1:PORT.
+    #[arg(long, value_name = "URL")]
+    functions: Option<String>,
+    /// How the invoke API names the functions: by binary (cargo lambda) or
+    /// by the template's logical id (sam local).
+    #[arg(long, value_enum, default_value = "binary")]
+    function_names: local::invoke::FunctionNames,
+    /// Front mode: the longest one invocation may take, in seconds.
+    #[arg(long, default_value_t = 120)]
+    invoke_timeout: u64,
 }
 
 /// How long queued and running jobs get to finish on Ctrl-C or SIGTERM
@@ -57,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let metrics = local::install_metrics()?;
     let args = Args::parse();
+    if let Some(functions) = &args.functions {
+        return front(&args, functions, metrics).await;
+    }
 
     let started = Instant::now();
     let mut last_shown = 0;
@@ -123,6 +142,13 @@ async fn main() -> anyhow::Result<()> {
             shared::adapters::sqs::VISIBILITY_TIMEOUT,
         ),
     );
+    // QUEUE_TYPE=sqs: the queue is consumed here, as Lambda's event source
+    // mapping would hand it to the processor.
+    if jobs_config.queue == shared::config::QueueType::Sqs {
+        local::start_event_source(&people, &jobs, &jobs_config, &pusher)
+            .await
+            .context("starting the SQS event source")?;
+    }
     let app = Arc::new(
         local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub)).with_metrics(metrics),
     );
@@ -141,6 +167,75 @@ async fn main() -> anyhow::Result<()> {
         "stopped: {} request(s) failed unstarted, {} cut off, {} WebSocket(s) closed",
         stopped.never_started, stopped.cut_off, stopped.closed
     );
+    Ok(())
+}
+
+/// `--functions URL`: API Gateway and the SQS event source in front of the
+/// functions behind a Lambda invoke API.
+async fn front(
+    args: &Args,
+    functions: &str,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<()> {
+    use shared::template::Template;
+    let invoker = local::invoke::Invoker::new(functions, Duration::from_secs(args.invoke_timeout))
+        .context("building the invoke API client")?;
+    let template = Template::built_in();
+    let front = local::front::Front::new(invoker.clone(), &template, args.function_names)
+        .context("reading the routes from template.yaml")?;
+    // The in-process handlers are not used in this mode: empty memory
+    // backends, so that nothing is loaded for them.
+    let people_config = PeopleConfig {
+        seed_people: 0,
+        ..PeopleConfig::from_lookup(|_| None)?
+    };
+    let people = open_people(&people_config, None, Refresh::Background).await?;
+    let jobs_config = JobsConfig::from_lookup(|_| None)?;
+    let jobs = open_jobs(&jobs_config).await?;
+    let hub = Arc::new(shared::adapters::hub::ConnectionHub::new());
+    let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub))).await?;
+    eprintln!(
+        "front mode: the functions at {functions} (named by {:?})",
+        args.function_names
+    );
+    for (route, function) in &front.routes {
+        eprintln!("  {:<22} -> {function}", route.route_key());
+    }
+    eprintln!("  {:<22} -> {}", "WebSocket /ws", front.websocket);
+    // The jobs queue, polled for the processor function.
+    let queue_url = std::env::var("QUEUE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
+    match &queue_url {
+        Some(url) => {
+            let mapping = template.sqs_event_source()?;
+            let function = args.function_names.of(&mapping.function).to_owned();
+            eprintln!(
+                "  SQS {url} -> {function} (batches of up to {}, window {} s)",
+                mapping.batch_size,
+                mapping.batching_window.as_secs()
+            );
+            let target = Arc::new(local::event_source::ViaInvokeApi { invoker, function });
+            local::spawn_event_source(url, 1, target)
+                .await
+                .context("starting the SQS event source")?;
+        }
+        None => eprintln!("  no QUEUE_URL: the jobs queue is not polled"),
+    }
+    let app = Arc::new(
+        local::App::new(&people, &jobs, pusher, hub)
+            .with_metrics(metrics)
+            .with_front(front),
+    );
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "listening on http://{addr} (WebSocket: ws://{addr}/ws; Management API: http://{addr}/@connections)"
+    );
+    local::serve(listener, local::router(app), shutdown_signal()).await?;
+    eprintln!("stopped");
     Ok(())
 }
 

@@ -25,7 +25,7 @@ use crate::App;
 
 /// The routes of the WebSocket API besides `$connect`, `$disconnect` and
 /// `$default`, as in template.yaml.
-const ROUTES: &[&str] = &["subscribe", "process"];
+pub const ROUTES: &[&str] = &["subscribe", "process"];
 
 /// Messages the socket reads whole. Above API Gateway's 128 KiB, so that an
 /// oversized message (of several frames) reaches the handler and gets an
@@ -65,7 +65,7 @@ pub async fn upgrade(
             .map(str::to_owned),
     };
     let event = event(&connection_id, &info, Route::Connect { headers: &headers });
-    let response = shared::ws::handle(&app.ws, event).await;
+    let response = app.ws_event(event).await;
     if response.status_code != 200 {
         let status = u16::try_from(response.status_code)
             .ok()
@@ -135,7 +135,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
                 };
                 app.hub.touch(&connection_id, Utc::now());
                 let event = event(&connection_id, &info, Route::Message { body: &body, is_base64 });
-                shared::ws::handle(&app.ws, event).await;
+                app.ws_event(event).await;
             }
             _ = &mut writer => {
                 close = (1000, "closed by the server".into());
@@ -154,7 +154,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
             reason: &close.1,
         },
     );
-    shared::ws::handle(&app.ws, event).await;
+    app.ws_event(event).await;
 }
 
 fn base64_encode(data: &[u8]) -> String {
@@ -162,7 +162,8 @@ fn base64_encode(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-enum Route<'a> {
+/// What a WebSocket event is about.
+pub enum Route<'a> {
     Connect { headers: &'a HeaderMap },
     Message { body: &'a str, is_base64: bool },
     Disconnect { code: u16, reason: &'a str },
@@ -170,7 +171,7 @@ enum Route<'a> {
 
 /// The event API Gateway would send for `route` (the fields a WebSocket
 /// Lambda reads; `events/ws-*.json` are fixtures of the same shape).
-fn event(
+pub fn event(
     connection_id: &str,
     info: &ConnectionInfo,
     route: Route<'_>,
@@ -205,6 +206,12 @@ fn event(
                 .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.into()))))
                 .collect();
             event["headers"] = Value::Object(headers);
+            // API Gateway sends both forms on $connect.
+            let mut multi = serde_json::Map::new();
+            for (k, v) in headers_multi(headers_of(&event)) {
+                multi.insert(k, v);
+            }
+            event["multiValueHeaders"] = Value::Object(multi);
         }
         Route::Message { body, is_base64 } => {
             context["messageId"] = Value::String(uuid::Uuid::new_v4().simple().to_string());
@@ -214,10 +221,32 @@ fn event(
         Route::Disconnect { code, reason } => {
             context["disconnectStatusCode"] = json!(code);
             context["disconnectReason"] = json!(reason);
+            // API Gateway's $disconnect carries a few headers of its own.
+            event["headers"] = json!({"Host": "127.0.0.1", "x-api-key": "", "x-restapi": ""});
+            let multi: serde_json::Map<String, Value> =
+                headers_multi(headers_of(&event)).into_iter().collect();
+            event["multiValueHeaders"] = Value::Object(multi);
         }
     }
     event["requestContext"] = context;
     serde_json::from_value(event).expect("the emulated event has API Gateway's shape")
+}
+
+fn headers_of(event: &Value) -> Vec<(String, String)> {
+    event["headers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+/// `multiValueHeaders`: each header's values as a list.
+fn headers_multi(headers: Vec<(String, String)>) -> Vec<(String, Value)> {
+    headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::Array(vec![Value::String(v)])))
+        .collect()
 }
 
 /// Route selection on `$request.body.action`, as the WebSocket API in

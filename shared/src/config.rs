@@ -4,11 +4,19 @@
 use std::env;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// `VARIABLE: message`, in `Display` and in `Debug` (what a function's
+/// `main` prints when it returns the error).
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {message}")]
 pub struct ConfigError {
     pub variable: &'static str,
     pub message: String,
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,8 @@ pub mod lambda;
 pub mod ports;
 pub mod search;
 pub mod telemetry;
+#[cfg(feature = "template")]
+pub mod template;
 pub mod text;
 pub mod wiring;
 pub mod ws;

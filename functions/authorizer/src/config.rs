@@ -9,14 +9,23 @@ use reqwest::Url;
 /// (Cognito, Auth0 and most OpenID providers serve it there).
 const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Reads `VARIABLE: message`, as the other functions' configuration
+/// errors do, in `Display` and in `Debug` (what `main` prints when it
+/// returns the error).
+#[derive(thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("{0} is not set (or empty)")]
+    #[error("{0}: not set (or empty)")]
     Missing(&'static str),
     #[error(
-        "JWT_ISSUER must be an https:// URL (http:// only on a loopback host, for tests): {0:?}"
+        "JWT_ISSUER: must be an https:// URL (http:// only on a loopback host, for tests): {0:?}"
     )]
     Issuer(String),
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 #[derive(Debug, Clone)]

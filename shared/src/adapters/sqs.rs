@@ -155,20 +155,49 @@ fn built_error(e: BuildError) -> QueueError {
     QueueError::Permanent(Box::new(e))
 }
 
+/// How a job queue and its dead-letter queue are set up: template.yaml's
+/// `JobsQueue` and `JobsDeadLetterQueue` (`admin create-queues` reads them
+/// from there); [`QueueSettings::default`] is the same, as constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub visibility_timeout: Duration,
+    pub max_receive_count: u32,
+    pub dlq_retention: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: VISIBILITY_TIMEOUT,
+            max_receive_count: MAX_RECEIVE_COUNT,
+            dlq_retention: DLQ_RETENTION,
+        }
+    }
+}
+
 /// Creates the dead-letter queue `<name>-dlq` and the queue `name` that
 /// gives it messages after `MAX_RECEIVE_COUNT` deliveries, with a
 /// `VISIBILITY_TIMEOUT`; returns their URLs (queue, dead-letter queue).
 /// For emulators and fresh accounts (deployments get them from the
 /// template). Queues that exist already are fine: their attributes are set
 /// to these.
-#[tracing::instrument(skip(client))]
 pub async fn create_queues(client: &Client, name: &str) -> Result<(String, String), QueueError> {
+    create_queues_with(client, name, &QueueSettings::default()).await
+}
+
+/// [`create_queues`] with `settings`.
+#[tracing::instrument(skip(client))]
+pub async fn create_queues_with(
+    client: &Client,
+    name: &str,
+    settings: &QueueSettings,
+) -> Result<(String, String), QueueError> {
     let dlq_url = ensure_queue(
         client,
         &format!("{name}-dlq"),
         HashMap::from([(
             QueueAttributeName::MessageRetentionPeriod,
-            DLQ_RETENTION.as_secs().to_string(),
+            settings.dlq_retention.as_secs().to_string(),
         )]),
     )
     .await?;
@@ -186,7 +215,7 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
         })?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": MAX_RECEIVE_COUNT,
+        "maxReceiveCount": settings.max_receive_count,
     });
     let url = ensure_queue(
         client,
@@ -194,7 +223,7 @@ pub async fn create_queues(client: &Client, name: &str) -> Result<(String, Strin
         HashMap::from([
             (
                 QueueAttributeName::VisibilityTimeout,
-                VISIBILITY_TIMEOUT.as_secs().to_string(),
+                settings.visibility_timeout.as_secs().to_string(),
             ),
             (QueueAttributeName::RedrivePolicy, redrive.to_string()),
         ]),

@@ -1,0 +1,234 @@
+//! The fixtures in events/ have the shape of the events the local server
+//! generates (front mode, the WebSocket emulation, the SQS event source),
+//! so neither can drift from the other: the same fields, at every level
+//! (values and the names inside headers and parameters may differ).
+
+#[allow(dead_code)] // the DynamoDB helpers: only SQS is used here
+#[path = "../../shared/tests/support/moto.rs"]
+mod moto;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use axum::http::{HeaderMap, Request};
+use serde_json::Value;
+use shared::adapters::hub::ConnectionInfo;
+use shared::adapters::sqs::{SqsQueue, create_queues};
+use shared::jobs::{Job, JobMessage};
+use shared::ports::JobQueue;
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Every field path of `value`; maps whose names are data (headers,
+/// parameters, attributes) count as one field, and a null or an empty map is no field (the
+/// event types serialize absent fields as null; the functions read both
+/// the same).
+fn fields(value: &Value) -> BTreeSet<String> {
+    const DATA: &[&str] = &[
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "messageAttributes",
+    ];
+    fn walk(value: &Value, path: &str, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) {
+                        continue;
+                    }
+                    let p = format!("{path}.{k}");
+                    out.insert(p.clone());
+                    if !DATA.contains(&k.as_str()) {
+                        walk(v, &p, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, &format!("{path}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(value, "", &mut out);
+    out
+}
+
+fn assert_same_fields(generated: &Value, fixture_name: &str) {
+    let want = fields(&fixture(fixture_name));
+    let got = fields(generated);
+    let missing: Vec<_> = want.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{fixture_name}: the local server's event lacks {missing:?} and adds {extra:?}\n{generated:#}"
+    );
+}
+
+fn http(method: &str, uri: &str, body: &str, route_key: &str, params: &[(&str, &str)]) -> Value {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "127.0.0.1:3000")
+        .header("user-agent", "curl/8.5.0")
+        .header("accept", "application/json")
+        .body(())
+        .unwrap();
+    let (parts, ()) = request.into_parts();
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    local::front::http_event(
+        &parts,
+        body.as_bytes(),
+        route_key,
+        params,
+        Some("127.0.0.1:40000".parse().unwrap()),
+    )
+}
+
+#[test]
+fn http_api_events_have_the_fixtures_shape() {
+    let person = http(
+        "GET",
+        "/people/p0000001",
+        "",
+        "GET /people/{id}",
+        &[("id", "p0000001")],
+    );
+    assert_same_fields(&person, "query-person.json");
+    assert_eq!(person["pathParameters"]["id"], "p0000001");
+    let search = http(
+        "GET",
+        "/people?search=jo&nationality=German",
+        "",
+        "GET /people",
+        &[],
+    );
+    assert_same_fields(&search, "query-people-search.json");
+    assert_eq!(search["rawQueryString"], "search=jo&nationality=German");
+    assert_eq!(search["queryStringParameters"]["nationality"], "German");
+    let enqueue = http(
+        "POST",
+        "/requests",
+        r#"{"kind":"report","filter":{}}"#,
+        "POST /requests",
+        &[],
+    );
+    assert_same_fields(&enqueue, "enqueue-report.json");
+    // And lambda_http reads them as the fixtures.
+    for event in [person, search, enqueue] {
+        serde_json::from_value::<aws_lambda_events::apigw::ApiGatewayV2httpRequest>(event).unwrap();
+    }
+}
+
+#[test]
+fn websocket_events_have_the_fixtures_shape() {
+    let now = chrono::Utc::now();
+    let info = ConnectionInfo {
+        connected_at: now,
+        last_active_at: now,
+        source_ip: "127.0.0.1".into(),
+        user_agent: Some("test".into()),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert("host", "127.0.0.1:3000".parse().unwrap());
+    let to_json = |e| serde_json::to_value(e).unwrap();
+    use local::websocket::{Route, event};
+    assert_same_fields(
+        &to_json(event("c1", &info, Route::Connect { headers: &headers })),
+        "ws-connect.json",
+    );
+    let body = r#"{"action":"process","request":{"kind":"report","filter":{}}}"#;
+    let process = to_json(event(
+        "c1",
+        &info,
+        Route::Message {
+            body,
+            is_base64: false,
+        },
+    ));
+    assert_same_fields(&process, "ws-process.json");
+    assert_eq!(process["requestContext"]["routeKey"], "process");
+    assert_same_fields(
+        &to_json(event(
+            "c1",
+            &info,
+            Route::Disconnect {
+                code: 1000,
+                reason: "bye",
+            },
+        )),
+        "ws-disconnect.json",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_events_have_the_fixtures_shape() {
+    let sqs = tokio::task::block_in_place(moto::sqs_client);
+    let name = format!("fixtures-{}", std::process::id());
+    let (url, _) = create_queues(&sqs, &name).await.unwrap();
+    let message = JobMessage {
+        request_id: "r-1".into(),
+        correlation_id: "c-1".into(),
+        job: serde_json::from_value::<Job>(
+            serde_json::json!({"kind": "report", "filter": {"search": "jo"}}),
+        )
+        .unwrap(),
+    };
+    SqsQueue::new(sqs.clone(), url.clone())
+        .send(&message)
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(5)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap();
+    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    let event = local::event_source::sqs_event(&received, &arn, "us-east-1").unwrap();
+    let event = serde_json::to_value(&event).unwrap();
+    assert_same_fields(&event, "sqs-report.json");
+    let record = &event["Records"][0];
+    assert_eq!(record["attributes"]["ApproximateReceiveCount"], "1");
+    assert_eq!(
+        record["messageAttributes"]["request_id"]["stringValue"],
+        "r-1"
+    );
+    assert_eq!(record["eventSourceARN"], arn.as_str());
+}
+
+/// The routes the WebSocket emulation selects on are template.yaml's.
+#[test]
+fn the_websocket_routes_are_the_templates() {
+    let ws = shared::template::Template::built_in().websocket().unwrap();
+    let mut declared: Vec<&str> = ws
+        .routes
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.starts_with('$'))
+        .collect();
+    declared.sort();
+    let mut emulated = local::websocket::ROUTES.to_vec();
+    emulated.sort();
+    assert_eq!(declared, emulated);
+    assert_eq!(ws.route_selection, "$request.body.action");
+}

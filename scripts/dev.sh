@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The shipped function binaries, run together on this machine:
+#   scripts/dev.sh [--port N] [--prebuilt]        (port: default 3000)
+#
+# One moto server (DynamoDB and SQS) with the tables and queues created as
+# template.yaml declares them (`admin create-tables`, `admin create-queues`);
+# `cargo lambda watch` running the functions against it (code edits reload;
+# the next request runs them); and the local server in front of them on
+# 127.0.0.1:N (`local --functions`): the HTTP API, the WebSocket API at /ws,
+# the Management API the functions push through, and the SQS event source
+# that hands the jobs queue to the processor function.
+#
+# --prebuilt: no reloading; the workspace's binaries (`cargo build
+# --workspace --bins`, the build the tests use) run under cargo lambda's
+# runtime API (`watch --only-lambda-apis`). Starts in seconds, where the
+# first request to each function under plain `watch` compiles it on its
+# own feature set (minutes per function the first time).
+#
+# Prints where everything listens; Ctrl-C or SIGTERM stops all of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+port=3000
+prebuilt=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --port) port="${2:?--port needs a number}"; shift 2 ;;
+        --port=*) port="${1#--port=}"; shift ;;
+        --prebuilt) prebuilt=1; shift ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "dev.sh: unknown argument $1 (usage: scripts/dev.sh [--port N] [--prebuilt])" >&2; exit 2 ;;
+    esac
+done
+case "$port" in ''|*[!0-9]*) echo "dev.sh: --port takes a number, not $port" >&2; exit 2 ;; esac
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # URL WHAT PID
+    local i
+    for i in $(seq 1 300); do
+        if curl -s -o /dev/null -m 2 "$1"; then return 0; fi
+        if ! kill -0 "$3" 2>/dev/null; then echo "dev.sh: $2 exited; see $logs" >&2; return 1; fi
+        sleep 0.2
+    done
+    echo "dev.sh: $2 did not answer at $1 within 60 s; see $logs" >&2
+    return 1
+}
+
+pids=()
+logs="$(mktemp -d "${TMPDIR:-/tmp}/people-dev.XXXXXX")"
+stop() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping"
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    echo "stopped (logs in $logs)"
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "== tools (.venv: moto, cargo-lambda, zig)"
+scripts/python-tools.sh
+bin=target/debug
+functions=(query-api enqueue processor websocket)
+if [ "$prebuilt" = 1 ]; then
+    echo "== building the workspace's binaries"
+    cargo build --quiet --workspace --bins
+else
+    echo "== building admin and the local server"
+    cargo build --quiet -p admin -p local
+fi
+
+moto_port="$(free_port)"
+lambda_port="$(free_port)"
+moto="http://127.0.0.1:$moto_port"
+lambda="http://127.0.0.1:$lambda_port"
+export AWS_ENDPOINT_URL="$moto" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
+    AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+echo "== moto (DynamoDB, SQS) on $moto"
+.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+pids+=($!)
+wait_for "$moto/moto-api/" moto "${pids[-1]}"
+
+echo "== tables and queues, as template.yaml declares them"
+$bin/admin create-tables
+queues="$($bin/admin create-queues --name jobs)"
+echo "$queues" | grep -v '^QUEUE_URL='
+queue_url="$(echo "$queues" | sed -n 's/^QUEUE_URL=//p')"
+
+# Every function's environment: the template's, with moto and this server
+# standing in for AWS (cargo lambda adds each function's own from
+# [workspace.metadata.lambda] in Cargo.toml; these win over it).
+env_vars="STORAGE_TYPE=dynamodb,QUEUE_TYPE=sqs,QUEUE_URL=$queue_url,MAX_RECEIVES=3"
+env_vars+=",PEOPLE_TABLE=people,REQUESTS_TABLE=requests,CONNECTIONS_TABLE=connections"
+env_vars+=",WEBSOCKET_ENDPOINT=http://127.0.0.1:$port,INDEX_REFRESH_MS=1000"
+env_vars+=",AWS_ENDPOINT_URL=$moto,AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=test"
+env_vars+=",AWS_SECRET_ACCESS_KEY=test,AWS_EC2_METADATA_DISABLED=true"
+
+if [ "$prebuilt" = 1 ]; then
+    echo "== cargo lambda's runtime API on $lambda, the prebuilt functions under it"
+    .venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" \
+        >"$logs/functions.log" 2>&1 &
+else
+    echo "== cargo lambda watch (the functions, rebuilt on change) on $lambda"
+    .venv/bin/cargo-lambda lambda watch -A 127.0.0.1 -P "$lambda_port" --env-var "$env_vars" \
+        >"$logs/functions.log" 2>&1 &
+fi
+pids+=($!)
+for i in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "dev.sh: cargo lambda watch exited; see $logs/functions.log" >&2; exit 1; }
+    sleep 0.2
+done
+if [ "$prebuilt" = 1 ]; then
+    for f in "${functions[@]}"; do
+        # The same variables as under watch, one per line for env(1).
+        env $(echo "$env_vars" | tr ',' ' ') AWS_LAMBDA_RUNTIME_API="$lambda/.rt/$f" \
+            AWS_LAMBDA_FUNCTION_NAME="$f" AWS_LAMBDA_FUNCTION_VERSION=1 \
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 "$bin/$f" >"$logs/$f.log" 2>&1 &
+        pids+=($!)
+        echo "  $f (pid ${pids[-1]})"
+    done
+fi
+
+echo "== the local server in front of them on http://127.0.0.1:$port"
+QUEUE_URL="$queue_url" $bin/local --functions "$lambda" --port "$port" 2>"$logs/local.log" &
+pids+=($!)
+wait_for "http://127.0.0.1:$port/metrics" "the local server" "${pids[-1]}"
+
+# The first request to each function builds it (cargo) and starts it; the
+# query function then builds its search index from the people table.
+echo "== building and starting the functions, and the search index (first request to each)"
+started=$SECONDS
+for path in /filters "/requests/none"; do
+    printf '  GET %-16s ' "$path"
+    curl -s -o /dev/null -m 600 -w '%{http_code}' "http://127.0.0.1:$port$path" || printf 'no answer'
+    echo " ($((SECONDS - started)) s)"
+done
+
+cat <<EOF
+
+Ready. Everything listens on 127.0.0.1:
+  HTTP API          http://127.0.0.1:$port/people?search=jo   (POST /requests, GET /requests/{id}, /filters)
+  WebSocket API     ws://127.0.0.1:$port/ws
+  Management API    http://127.0.0.1:$port/@connections/{id}   (the functions' WEBSOCKET_ENDPOINT)
+  Lambda invoke API $lambda   (cargo lambda watch: cargo lambda invoke --invoke-port $lambda_port ...)
+  moto              $moto   (DynamoDB tables people, requests, connections; SQS jobs, jobs-dlq)
+  jobs queue        $queue_url
+  logs              $logs
+Load people:  AWS_ENDPOINT_URL=$moto AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test $bin/admin import FILE
+Ctrl-C stops everything.
+EOF
+wait -n "${pids[@]}" || true
+echo "dev.sh: a process ended on its own; see $logs" >&2
+exit 1

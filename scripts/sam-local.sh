@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# `sam local` on this machine, with no image pulled from anywhere:
+#   scripts/sam-local.sh [--keep]
+#
+# 1. Docker: installs docker.io (Debian's package) if there is no dockerd,
+#    and starts a daemon of its own (own socket, data and exec roots under
+#    a temporary directory; --iptables=false, as this sandbox has no
+#    iptables; the default bridge and docker-proxy publish the ports) unless
+#    DOCKER_HOST already points at one that answers.
+# 2. The emulation base image, `people-lambda-base:local`, imported from a
+#    root file system made here: busybox (Debian's busybox-static) for
+#    /bin/sh, and this machine's glibc, libm and libgcc_s, the only
+#    libraries the function binaries link (see `ldd`). SAM adds its own
+#    Lambda runtime interface emulator (aws-lambda-rie, shipped in the SAM
+#    CLI package) on top. What differs from Amazon Linux 2023
+#    (provided.al2023): no dnf/rpm, no OpenSSL, CA bundle or other
+#    system libraries, the machine's glibc version instead of AL2023's, and
+#    x86_64, the machine's architecture.
+# 3. The architecture: the template says arm64. Locally the functions run
+#    as x86_64 builds (no qemu-user binfmt needed): a generated template
+#    (target/sam-local/template.yaml) points each function's CodeUri at the
+#    x86_64 binary the tests already built (target/debug/<binary> as
+#    `bootstrap`) and sets Architectures to x86_64. template.yaml itself is
+#    not changed.
+# 4. `sam local invoke` on every fixture in events/ (compared with what
+#    the same binary answers under `cargo lambda invoke`), `sam local
+#    start-api` answering the query routes, and `sam local start-lambda`
+#    with the local server's front mode (`local --functions ... --function-names
+#    logical-id`) answering HTTP requests through it.
+# 5. Stops what it started (by PID): the SAM servers, the local server,
+#    the containers of this run, and the daemon if it started it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
+
+work="$PWD/target/sam-local"
+rm -rf "$work"
+mkdir -p "$work"
+pids=()
+dockerd_pid=""
+stop() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${DOCKER_HOST:-}" ] && command -v docker >/dev/null; then
+        # The containers SAM started for this run's image.
+        docker ps -q --filter "ancestor=people-lambda-base:local" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
+    fi
+    if [ -n "$dockerd_pid" ] && [ "$keep" = 0 ]; then
+        kill "$dockerd_pid" 2>/dev/null || true
+        wait "$dockerd_pid" 2>/dev/null || true
+    fi
+}
+trap stop EXIT
+
+scripts/python-tools.sh
+sam=.venv/bin/sam
+
+echo "== docker"
+if ! command -v dockerd >/dev/null || [ ! -x /usr/bin/docker ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+if ! [ -x /bin/busybox ] || ! /bin/busybox --list >/dev/null 2>&1 || ! file -L /bin/busybox 2>/dev/null | grep -q static; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+docker=/usr/bin/docker
+if [ -z "${DOCKER_HOST:-}" ] || ! $docker info >/dev/null 2>&1; then
+    root="$(mktemp -d "${TMPDIR:-/tmp}/people-docker.XXXXXX")"
+    export DOCKER_HOST="unix://$root/docker.sock"
+    dockerd --iptables=false --ip6tables=false --storage-driver=vfs \
+        -H "$DOCKER_HOST" --data-root "$root/data" --exec-root "$root/exec" \
+        --pidfile "$root/dockerd.pid" >"$root/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    for i in $(seq 1 100); do
+        $docker info >/dev/null 2>&1 && break
+        kill -0 "$dockerd_pid" 2>/dev/null || { cat "$root/dockerd.log" >&2; exit 1; }
+        sleep 0.3
+    done
+    echo "  started dockerd (pid $dockerd_pid) on $DOCKER_HOST"
+fi
+# SAM's docker client reads DOCKER_HOST too.
+
+echo "== the base image people-lambda-base:local (no pull)"
+rootfs="$work/rootfs"
+mkdir -p "$rootfs"/{bin,lib64,lib/x86_64-linux-gnu,tmp,var/task,var/runtime,etc}
+cp /bin/busybox "$rootfs/bin/busybox"
+for tool in sh ls cat env sleep; do ln -sf busybox "$rootfs/bin/$tool"; done
+for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do
+    cp -L "/lib/x86_64-linux-gnu/$lib" "$rootfs/lib/x86_64-linux-gnu/"
+done
+cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
+echo "root:x:0:0:root:/root:/bin/sh" >"$rootfs/etc/passwd"
+tar -C "$rootfs" -cf "$work/rootfs.tar" .
+$docker import "$work/rootfs.tar" people-lambda-base:local >/dev/null
+echo "  $($docker image inspect people-lambda-base:local --format '{{.Size}}') bytes"
+
+echo "== the function binaries (x86_64, as the tests build them)"
+cargo build --quiet --workspace --bins
+.venv/bin/python - "$work" <<'EOF'
+import re, shutil, sys, pathlib
+work = pathlib.Path(sys.argv[1])
+text = pathlib.Path("template.yaml").read_text()
+out, binary = [], None
+for line in text.splitlines():
+    m = re.match(r"\s+Binary: (\S+)", line)
+    if m:
+        binary = m.group(1)
+    if re.match(r"\s+BuildMethod: rust-cargolambda", line):
+        continue
+    if re.match(r"\s+(BuildProperties:|Binary: )", line):
+        continue
+    if re.match(r"\s+CodeUri: \.$", line) and binary:
+        code = work / "functions" / binary
+        code.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f"target/debug/{binary}", code / "bootstrap")
+        line = line.replace("CodeUri: .", f"CodeUri: {code}")
+        binary = None
+    line = line.replace("Architectures: [arm64]", "Architectures: [x86_64]")
+    out.append(line)
+(work / "template.yaml").write_text("\n".join(out) + "\n")
+EOF
+template="$work/template.yaml"
+common=(--template "$template" --invoke-image people-lambda-base:local --skip-pull-image)
+envs="$work/env.json"
+# The environment cargo lambda gives each function ([workspace.metadata.lambda]):
+# memory storage and queue, so no AWS account is needed.
+.venv/bin/python - "$envs" <<'EOF'
+import json, sys, tomllib
+meta = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["bin"]
+names = {"query-api": "QueryApiFunction", "enqueue": "EnqueueFunction", "processor": "ProcessorFunction",
+         "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction"}
+json.dump({names[b]: dict(v.get("env", {}), SEED_PEOPLE="2000") for b, v in meta.items()}, open(sys.argv[1], "w"))
+EOF
+
+echo "== sam local invoke, every fixture, against cargo lambda invoke"
+function_of() {
+    case "$1" in
+        query-*) echo "QueryApiFunction query-api" ;;
+        enqueue-*) echo "EnqueueFunction enqueue" ;;
+        sqs-*) echo "ProcessorFunction processor" ;;
+        ws-authorize*) echo "AuthorizerFunction authorizer" ;;
+        ws-*) echo "WebSocketFunction websocket" ;;
+        *) echo "" ;;
+    esac
+}
+# The same binaries under cargo lambda's runtime API, for the comparison.
+lambda_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+.venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$work/cargo-lambda.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break; sleep 0.2; done
+for binary in query-api enqueue processor websocket authorizer; do
+    env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction'}['$binary']; print(' '.join(f'{k}={v}' for k,v in e[n].items()))") \
+        AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$lambda_port/.rt/$binary" AWS_LAMBDA_FUNCTION_NAME="$binary" \
+        AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
+        "target/debug/$binary" >"$work/$binary.log" 2>&1 &
+    pids+=($!)
+done
+# The authorizer exists only with JwtIssuer set.
+params=(--parameter-overrides "JwtIssuer=https://idp.example.com/ JwtAudience=people-directory")
+failed=0
+normalize() { # the answer, without what differs between two runs of a handler
+    .venv/bin/python -c '
+import json, re, sys
+text = sys.stdin.read().strip().splitlines()
+answer = json.loads(text[-1]) if text else None
+def clean(v):
+    if isinstance(v, dict):
+        return {k: clean(x) for k, x in v.items() if k not in ("x-correlation-id", "requestId", "multiValueHeaders", "cookies")}
+    if isinstance(v, list):
+        return [clean(x) for x in v]
+    if isinstance(v, str):
+        try:
+            return clean(json.loads(v)) if v[:1] in "{[" else re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", v)
+        except ValueError:
+            return v
+    return v
+print(json.dumps(clean(answer), sort_keys=True))'
+}
+for fixture in events/*.json; do
+    name="$(basename "$fixture" .json)"
+    read -r logical binary <<<"$(function_of "$name")"
+    [ -n "$logical" ] || { echo "  $name: no function for this fixture" >&2; failed=1; continue; }
+    sam_out="$($sam local invoke "$logical" "${common[@]}" "${params[@]}" --env-vars "$envs" -e "$fixture" 2>"$work/$name.sam.log" | tail -n 1)" || true
+    cl_out="$(curl -s -m 60 -X POST "http://127.0.0.1:$lambda_port/2015-03-31/functions/$binary/invocations" --data-binary "@$fixture")" || true
+    a="$(echo "$sam_out" | normalize 2>/dev/null || echo "unreadable: $sam_out")"
+    b="$(echo "$cl_out" | normalize 2>/dev/null || echo "unreadable: $cl_out")"
+    if [ -n "$sam_out" ] && [ "$a" = "$b" ]; then
+        echo "  $name -> $logical: same answer (${a:0:90})"
+    else
+        echo "  $name -> $logical: DIFFERENT" >&2
+        echo "    sam local:    $sam_out" >&2
+        echo "    cargo lambda: $cl_out" >&2
+        tail -n 5 "$work/$name.sam.log" >&2
+        failed=1
+    fi
+done
+
+echo "== sam local start-api: the query routes"
+api_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+$sam local start-api "${common[@]}" --env-vars "$envs" --host 127.0.0.1 --port "$api_port" \
+    --warm-containers LAZY >"$work/start-api.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 150); do curl -s -o /dev/null -m 2 "http://127.0.0.1:$api_port/" && break; sleep 0.2; done
+for path in "/people/p0000001" "/people?search=jo" "/filters" "/people/nobody"; do
+    code="$(curl -s -o "$work/answer.json" -m 120 -w '%{http_code}' "http://127.0.0.1:$api_port$path")" || code=000
+    echo "  GET $path: $code $(head -c 80 "$work/answer.json")"
+    case "$path:$code" in
+        /people/nobody:404 | /people/p0000001:200 | "/people?search=jo:200" | /filters:200) ;;
+        *) echo "  unexpected answer" >&2; tail -n 20 "$work/start-api.log" >&2; failed=1 ;;
+    esac
+done
+
+echo "== sam local start-lambda, with the local server in front (front mode)"
+invoke_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+front_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+$sam local start-lambda "${common[@]}" --env-vars "$envs" --host 127.0.0.1 --port "$invoke_port" \
+    --warm-containers LAZY >"$work/start-lambda.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$invoke_port") 2>/dev/null && break; sleep 0.2; done
+target/debug/local --functions "http://127.0.0.1:$invoke_port" --function-names logical-id \
+    --port "$front_port" 2>"$work/front.log" &
+pids+=($!)
+for i in $(seq 1 150); do curl -s -o /dev/null -m 2 "http://127.0.0.1:$front_port/metrics" && break; sleep 0.2; done
+for path in "/people/p0000001" "/filters"; do
+    code="$(curl -s -o "$work/answer.json" -m 120 -w '%{http_code}' "http://127.0.0.1:$front_port$path")" || code=000
+    echo "  GET $path through the local server and sam local start-lambda: $code $(head -c 80 "$work/answer.json")"
+    [ "$code" = 200 ] || { tail -n 20 "$work/start-lambda.log" "$work/front.log" >&2; failed=1; }
+done
+
+if [ "$failed" != 0 ]; then
+    echo "sam local: FAILED (logs in $work)" >&2
+    exit 1
+fi
+echo "sam local: every fixture, start-api and start-lambda answered as expected"
