@@ -31,6 +31,11 @@ struct Args {
     /// 0 picks a free port.
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Serve the Management API emulation (`/@connections/{id}`: push to
+    /// and close any connection) on a non-loopback --bind too. Without it,
+    /// only a loopback bind serves it.
+    #[arg(long)]
+    expose_management_api: bool,
 }
 
 #[tokio::main]
@@ -53,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let metrics = local::install_metrics()?;
     let args = Args::parse();
+    let jobs_config = JobsConfig::from_env()?;
+    let management_api = local::serves_management_api(args.bind, args.expose_management_api);
+    anyhow::ensure!(
+        management_api || jobs_config.websocket_endpoint.is_none(),
+        "WEBSOCKET_ENDPOINT pushes through the Management API emulation, which a bind on {} does not serve; pass --expose-management-api to serve it anyway",
+        args.bind
+    );
 
     let started = Instant::now();
     let mut last_shown = 0;
@@ -93,7 +105,6 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
-    let jobs_config = JobsConfig::from_env()?;
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
@@ -108,7 +119,21 @@ async fn main() -> anyhow::Result<()> {
         jobs_config.workers,
         Duration::from_secs(1),
     );
-    let app = Arc::new(local::App::new(&people, &jobs, pusher, hub).with_metrics(metrics));
+    // No authorizer here: every caller is anonymous, and may import unless
+    // ALLOW_ANONYMOUS_WRITES=false.
+    let anonymous_writes =
+        std::env::var_os("ALLOW_ANONYMOUS_WRITES").is_none() || jobs_config.anonymous_writes;
+    let mut app = local::App::new(&people, &jobs, pusher, hub)
+        .with_metrics(metrics)
+        .with_anonymous_writes(anonymous_writes);
+    if !management_api {
+        eprintln!(
+            "not serving the Management API emulation on {} (pass --expose-management-api to serve it)",
+            args.bind
+        );
+        app = app.without_management_api();
+    }
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;

@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let deps = Enqueuer {
         requests: jobs.requests,
         queue: jobs.queue,
+        anonymous_writes: jobs.anonymous_writes,
     };
     run_http(metrics, |event| enqueue::handler(&deps, event)).await
 }

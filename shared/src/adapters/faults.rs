@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::Person;
-use crate::jobs::RequestRecord;
+use crate::jobs::{JobError, RequestRecord};
 use crate::ports::{
     Changes, Created, Outcome, PeopleStore, RequestStore, ScanPage, Started, StoreError, Version,
     WriteReport,
@@ -167,6 +167,19 @@ impl RequestStore for FaultyRequestStore {
     async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
         self.faults.check("get").await?;
         self.inner.get(id).await
+    }
+
+    async fn abandon(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+        error: JobError,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.faults.check("abandon").await?;
+        self.inner
+            .abandon(record, idempotency_key, error, now)
+            .await
     }
 
     async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError> {

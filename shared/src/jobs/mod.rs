@@ -8,7 +8,7 @@ pub mod report;
 
 pub use enqueue::{Enqueuer, SubmitError, parse_job, submit};
 pub use model::{
-    FilterSpec, Job, JobError, JobKind, JobMessage, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
-    MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus,
+    FilterSpec, Job, JobError, JobKind, JobMessage, KEY_RULE, MAX_BODY_BYTES, MAX_IMPORT_PEOPLE,
+    MAX_QUEUE_MESSAGE_BYTES, RequestRecord, RequestStatus, fingerprint, scoped_key, valid_key,
 };
 pub use processor::{ProcessError, Processed, Worker, process};
