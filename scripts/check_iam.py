@@ -29,6 +29,13 @@ Two resource-based grants are checked too:
   missing there without any authorizer. A listed route that no function
   serves fails as well.
 
+And the scopes of those routes (shared/src/access.rs names them): every
+route with a `security` lists scopes, each one of READ_SCOPE / WRITE_SCOPE
+as that file defines them; a route that writes (PUT, PATCH, DELETE, or a
+POST other than POST /requests) needs exactly the write scope; POST
+/requests, which carries reports and imports, lists both (its handler
+checks the one each kind needs).
+
 SAM policy templates (`- DynamoDBReadPolicy: {...}`) are not statements and
 are left alone: they are scoped by their parameters.
 
@@ -336,6 +343,55 @@ def check_http_routes_authorized(template: dict[str, Any]) -> list[str]:
     return problems
 
 
+ACCESS_RS = Path(__file__).resolve().parent.parent / "shared" / "src" / "access.rs"
+# The one route that both reads and writes, checked by kind in its handler.
+MIXED_ROUTES = {("/requests", "post")}
+WRITE_METHODS = {"put", "patch", "delete", "post"}
+
+
+def scope_names() -> tuple[str, str]:
+    """READ_SCOPE and WRITE_SCOPE as the code defines them."""
+    text = ACCESS_RS.read_text()
+    found = dict(re.findall(r'pub const (READ_SCOPE|WRITE_SCOPE): &str = "([^"]+)";', text))
+    if set(found) != {"READ_SCOPE", "WRITE_SCOPE"}:
+        raise ValueError(f"{ACCESS_RS} does not define READ_SCOPE and WRITE_SCOPE")
+    return found["READ_SCOPE"], found["WRITE_SCOPE"]
+
+
+def check_route_scopes(template: dict[str, Any], read: str, write: str) -> list[str]:
+    """Each secured route's scopes: writes need the write scope."""
+    problems: list[str] = []
+    for name, api in (template.get("Resources") or {}).items():
+        if not isinstance(api, dict) or api.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        body = (api.get("Properties") or {}).get("DefinitionBody")
+        if not isinstance(body, dict):
+            continue
+        for path, item in (body.get("paths") or {}).items():
+            for branch in _branches(item):
+                for method, operation in (branch.items() if isinstance(branch, dict) else []):
+                    method = method.lower()
+                    if method not in HTTP_METHODS or not isinstance(operation, dict):
+                        continue
+                    for security in _branches(operation.get("security")):
+                        if not isinstance(security, list):
+                            continue
+                        scopes = sorted({str(s) for req in security if isinstance(req, dict)
+                                         for listed in req.values() for s in as_list(listed)})
+                        where = f"{name}.DefinitionBody: {method.upper()} {path}"
+                        if not scopes:
+                            problems.append(f"{where} names no scope: any token would do")
+                        for scope in scopes:
+                            if scope not in (read, write):
+                                problems.append(f"{where}: scope {scope!r} is neither {read!r} nor {write!r}")
+                        if (path, method) in MIXED_ROUTES:
+                            if scopes != sorted([read, write]):
+                                problems.append(f"{where} carries reads and writes: it lists {read!r} and {write!r}")
+                        elif method in WRITE_METHODS and scopes != [write]:
+                            problems.append(f"{where} writes: it needs exactly {write!r}, not {scopes}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else "template.yaml")
     try:
@@ -343,7 +399,13 @@ def main(argv: list[str]) -> int:
     except (OSError, yaml.YAMLError, ValueError) as e:
         print(f"check_iam: cannot read {path}: {e}", file=sys.stderr)
         return 2
-    problems = check(template) + check_invoke_permissions(template) + check_http_routes_authorized(template)
+    try:
+        read, write = scope_names()
+    except (OSError, ValueError) as e:
+        print(f"check_iam: {e}", file=sys.stderr)
+        return 2
+    problems = (check(template) + check_invoke_permissions(template) + check_http_routes_authorized(template)
+                + check_route_scopes(template, read, write))
     if problems:
         print(f"check_iam: {path}: {len(problems)} IAM grant(s) broader than least privilege:", file=sys.stderr)
         for p in problems:

@@ -66,5 +66,22 @@ if "$venv/python" scripts/check_iam.py "$probe/stages.yaml" 2>/dev/null; then
     echo "lint-template: check_iam.py accepted ManageConnections on every stage; the check is broken" >&2
     exit 1
 fi
+# ... and a route that writes with only the read scope.
+cat > "$probe/scopes.yaml" <<'EOF'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefinitionBody:
+        paths:
+          /people/{id}:
+            delete:
+              security: [{JwtAuthorizer: [people:read]}]
+EOF
+if "$venv/python" scripts/check_iam.py "$probe/scopes.yaml" 2>/dev/null; then
+    echo "lint-template: check_iam.py accepted a DELETE route with only people:read; the check is broken" >&2
+    exit 1
+fi
 "$venv/python" scripts/check_iam.py "$template"
 echo "lint-template: OK"

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             let message = JobMessage {
                 request_id: "00000000-0000-4000-8000-000000000000".into(),
                 correlation_id: "fuzz".into(),
+                id_seed: None,
                 job,
             };
             let text = serde_json::to_string(&message).expect("a job message serializes");

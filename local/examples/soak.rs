@@ -176,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
                 tick.tick().await;
                 let sent = http
                     .post(format!("{base}/requests"))
+                    .header("content-type", "application/json")
                     .body(r#"{"kind":"report","filter":{"search":"an","hobbies":["Chess"]}}"#)
                     .send()
                     .await;

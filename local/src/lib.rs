@@ -13,6 +13,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -41,6 +43,8 @@ pub struct App {
     /// Front mode: the HTTP and WebSocket APIs go to the functions behind
     /// a Lambda invoke API instead of the handlers above.
     pub front: Option<front::Front>,
+    /// Serve the Management API emulation (`/@connections/{id}`)?
+    pub management_api: bool,
 }
 
 impl App {
@@ -48,9 +52,12 @@ impl App {
     /// `hub`, in process or through the Management API that this server
     /// serves (`shared::wiring::open_pusher`).
     pub fn new(people: &People, jobs: &Jobs, pusher: Pusher, hub: Arc<ConnectionHub>) -> Self {
+        // The local server has no authorizer: every caller is anonymous,
+        // and may write (turned off with `with_anonymous_writes(false)`).
         let enqueuer = || Enqueuer {
             requests: Arc::clone(&jobs.requests),
             queue: Arc::clone(&jobs.queue),
+            anonymous_writes: true,
         };
         App {
             query: QueryApi {
@@ -61,6 +68,7 @@ impl App {
             people: PeopleWriter {
                 store: Arc::clone(&people.store),
                 index: Some(Arc::clone(&people.index)),
+                anonymous_writes: true,
             },
             ws: WsApi {
                 pusher,
@@ -68,6 +76,7 @@ impl App {
             },
             hub,
             metrics: None,
+            management_api: true,
             front: None,
         }
     }
@@ -88,6 +97,21 @@ impl App {
             Some(front) => front.websocket(event).await,
             None => shared::ws::handle(&self.ws, event).await,
         }
+    }
+
+    /// Whether callers may import (all callers of the local server are
+    /// anonymous: it has no authorizer). On unless turned off.
+    pub fn with_anonymous_writes(mut self, allowed: bool) -> Self {
+        self.enqueue.anonymous_writes = allowed;
+        self.ws.enqueuer.anonymous_writes = allowed;
+        self.people.anonymous_writes = allowed;
+        self
+    }
+
+    /// Without the Management API emulation: `/@connections/{id}` is 404.
+    pub fn without_management_api(mut self) -> Self {
+        self.management_api = false;
+        self
     }
 
     /// Serves the metrics of `handle` at `/metrics`.
@@ -132,17 +156,98 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/ws", get(websocket::upgrade))
-        .route("/metrics", get(metrics))
-        .route(
+        .route("/metrics", get(metrics));
+    if app.management_api {
+        router = router.route(
             "/@connections/{id}",
             get(websocket::get)
                 .post(websocket::post)
                 .delete(websocket::delete),
-        )
+        );
+    }
+    router
         .fallback(http_api)
+        .layer(axum::middleware::from_fn(loopback_origins_only))
         .with_state(app)
+}
+
+/// Whether the local server on `bind` serves the Management API emulation:
+/// on a loopback address, or when `asked` (anyone who reaches it can push
+/// to and close every connection).
+pub fn serves_management_api(bind: std::net::IpAddr, asked: bool) -> bool {
+    bind.is_loopback() || asked
+}
+
+/// Whether `headers` carry no `Origin` (curl, the SDKs, servers) or a
+/// loopback one (`http://localhost:3000`, `http://127.0.0.1:8080`,
+/// `http://[::1]`). A page of any other site, which a browser lets post to
+/// 127.0.0.1, is refused.
+pub fn loopback_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(uri) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.parse::<axum::http::Uri>().ok())
+    else {
+        return false;
+    };
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    scheme_ok
+        && (host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// WebSocket upgrades and every request that is not a read come only from
+/// loopback Origins or none: 403 otherwise. The local server has no
+/// authorizer, so this is what keeps a web page from writing through a
+/// developer's browser.
+async fn loopback_origins_only(req: Request, next: Next) -> Response {
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if (reads && req.uri().path() != "/ws") || loopback_origin(req.headers()) {
+        return next.run(req).await;
+    }
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("?");
+    let origin: String = origin.chars().take(64).collect();
+    ApiError::Forbidden(format!(
+        "origin {origin:?} is refused: the local server accepts writes and WebSocket connections only from loopback origins"
+    ))
+    .into_response()
+    .map(Body::from)
+}
+
+/// POST, PUT and DELETE bodies of the HTTP API are JSON: any other
+/// content type is 415 (as is a body without one).
+fn json_body(req: &Request<axum::body::Bytes>) -> Result<(), ApiError> {
+    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
+    if !writes || req.body().is_empty() {
+        return Ok(());
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "the body must be application/json, not {:?}",
+            content_type.chars().take(64).collect::<String>()
+        )))
+    }
 }
 
 /// Starts the worker pool on the in-process queue, running the same
@@ -354,6 +459,9 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
         return front.http(parts, bytes, peer).await;
     }
     let req = Request::from_parts(parts, bytes);
+    if let Err(e) = json_body(&req) {
+        return e.into_response().map(Body::from);
+    }
     let response = if req.uri().path() == "/requests" {
         api::handle_submit(&app.enqueue, req).await
     } else if api::is_person_write(req.method(), req.uri().path()) {

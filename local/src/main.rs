@@ -47,6 +47,11 @@ struct Args {
     /// Front mode: the longest one invocation may take, in seconds.
     #[arg(long, default_value_t = 120)]
     invoke_timeout: u64,
+    /// Serve the Management API emulation (`/@connections/{id}`: push to
+    /// and close any connection) on a non-loopback --bind too. Without it,
+    /// only a loopback bind serves it.
+    #[arg(long)]
+    expose_management_api: bool,
 }
 
 /// How long queued and running jobs get to finish on Ctrl-C or SIGTERM
@@ -76,6 +81,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(functions) = &args.functions {
         return front(&args, functions, metrics).await;
     }
+    let jobs_config = JobsConfig::from_env()?;
+    let management_api = local::serves_management_api(args.bind, args.expose_management_api);
+    anyhow::ensure!(
+        management_api || jobs_config.websocket_endpoint.is_none(),
+        "WEBSOCKET_ENDPOINT pushes through the Management API emulation, which a bind on {} does not serve; pass --expose-management-api to serve it anyway",
+        args.bind
+    );
 
     let started = Instant::now();
     let mut last_shown = 0;
@@ -91,7 +103,6 @@ async fn main() -> anyhow::Result<()> {
     // Every variable is checked before the people are loaded, which can
     // take a while: a missing QUEUE_URL is reported at once.
     let mut config = PeopleConfig::from_env()?;
-    let jobs_config = JobsConfig::from_env()?;
     config.seed_people = args.people;
     config.seed = args.seed;
     let table = match (&args.data, config.storage) {
@@ -149,9 +160,21 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("starting the SQS event source")?;
     }
-    let app = Arc::new(
-        local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub)).with_metrics(metrics),
-    );
+    // No authorizer here: every caller is anonymous, and may import unless
+    // ALLOW_ANONYMOUS_WRITES=false.
+    let anonymous_writes =
+        std::env::var_os("ALLOW_ANONYMOUS_WRITES").is_none() || jobs_config.anonymous_writes;
+    let mut app = local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub))
+        .with_metrics(metrics)
+        .with_anonymous_writes(anonymous_writes);
+    if !management_api {
+        eprintln!(
+            "not serving the Management API emulation on {} (pass --expose-management-api to serve it)",
+            args.bind
+        );
+        app = app.without_management_api();
+    }
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;

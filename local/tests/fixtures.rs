@@ -187,6 +187,7 @@ async fn sqs_events_have_the_fixtures_shape() {
             serde_json::json!({"kind": "report", "filter": {"search": "jo"}}),
         )
         .unwrap(),
+        id_seed: None,
     };
     SqsQueue::new(sqs.clone(), url.clone())
         .send(&message)

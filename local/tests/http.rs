@@ -3,7 +3,9 @@
 mod support;
 
 use std::process::{Command, Stdio};
+
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use serde_json::Value;
 use shared::domain::Person;
@@ -457,6 +459,7 @@ fn json_logs_carry_the_correlation_id_from_http_to_the_push() {
     let id = rt.block_on(async {
         let accepted: Value = reqwest::Client::new()
             .post(format!("{base}/requests"))
+            .header("content-type", "application/json")
             .header("x-correlation-id", "corr-e2e-7")
             .body(r#"{"kind":"report","filter":{"nationality":"Swiss"}}"#)
             .send()
@@ -616,4 +619,132 @@ async fn a_delete_job_removes_people_by_the_time_it_completes() {
         assert_eq!(reply["error"]["parameter"], field, "{body}: {reply}");
     }
     server.shutdown().await;
+}
+
+/// The local server has no authorizer: a web page on another site must not
+/// write through the browser of a developer who runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_websocket_upgrades_come_only_from_loopback_origins() {
+    let server = Server::start().await;
+    let report = r#"{"kind":"report"}"#;
+    let post = |origin: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/requests", server.base))
+            .header("content-type", "application/json")
+            .body(report);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    for origin in [
+        None,
+        Some("http://localhost:5173"),
+        Some("http://127.0.0.1:3000"),
+        Some("http://[::1]:8080"),
+    ] {
+        let response = post(origin).await.unwrap();
+        assert_eq!(response.status(), 202, "{origin:?}");
+    }
+    for origin in [
+        "https://evil.example",
+        "null",
+        "http://192.168.1.20:3000",
+        "http://localhost.evil.example",
+    ] {
+        let response = post(Some(origin)).await.unwrap();
+        assert_eq!(response.status(), 403, "{origin}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    // Reads are for anyone.
+    let response = reqwest::Client::new()
+        .get(format!("{}/people?page_size=1", server.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The WebSocket upgrade is refused before it happens.
+    let mut upgrade = server.ws_url().into_client_request().unwrap();
+    upgrade
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(upgrade).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    let mut upgrade = server.ws_url().into_client_request().unwrap();
+    upgrade
+        .headers_mut()
+        .insert("origin", "http://localhost:3000".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(upgrade).await.is_ok());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_writes_must_be_json() {
+    let server = Server::start().await;
+    let send = |content_type: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/requests", server.base))
+            .body(r#"{"kind":"report"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    for ok in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+    ] {
+        assert_eq!(send(Some(ok)).await.unwrap().status(), 202, "{ok}");
+    }
+    for refused in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        let response = send(refused).await.unwrap();
+        assert_eq!(response.status(), 415, "{refused:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn the_management_api_is_served_on_loopback_binds_or_when_asked() {
+    use std::net::IpAddr;
+    let any: IpAddr = "0.0.0.0".parse().unwrap();
+    assert!(local::serves_management_api(
+        "127.0.0.1".parse().unwrap(),
+        false
+    ));
+    assert!(local::serves_management_api("::1".parse().unwrap(), false));
+    assert!(!local::serves_management_api(any, false));
+    assert!(!local::serves_management_api(
+        "192.168.1.20".parse().unwrap(),
+        false
+    ));
+    assert!(local::serves_management_api(any, true));
+}
+
+/// The binary itself: on a non-loopback bind it says it leaves the
+/// Management API out, and refuses WEBSOCKET_ENDPOINT, which needs it.
+#[test]
+fn a_non_loopback_bind_without_the_flag_serves_no_management_api() {
+    let output = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--bind", "0.0.0.0", "--port", "0", "--people", "10"])
+        .env("WEBSOCKET_ENDPOINT", "http://127.0.0.1:1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--expose-management-api"), "{stderr}");
 }

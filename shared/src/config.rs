@@ -119,6 +119,21 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// `true` or `false` (unset: false).
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<bool, ConfigError> {
+    match get(variable).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ConfigError {
+            variable,
+            message: format!("{other:?} is not true or false"),
+        }),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueType {
     /// In process, drained by the local server's worker pool.
@@ -150,6 +165,9 @@ pub struct JobsConfig {
     pub websocket_endpoint: Option<String>,
     /// Memory storage: finished requests are kept this long.
     pub requests_retention: Duration,
+    /// `ALLOW_ANONYMOUS_WRITES=true`: callers without a token may import
+    /// (a stack's `AllowAnonymousWrites`). Off unless set.
+    pub anonymous_writes: bool,
 }
 
 impl JobsConfig {
@@ -204,6 +222,7 @@ impl JobsConfig {
             connections_table: get("CONNECTIONS_TABLE").unwrap_or_else(|| "connections".to_owned()),
             websocket_endpoint,
             requests_retention: Duration::from_secs(number(&get, "REQUESTS_RETENTION_SECS", 3600)?),
+            anonymous_writes: flag(&get, "ALLOW_ANONYMOUS_WRITES")?,
         })
     }
 }
@@ -266,6 +285,35 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.storage, StorageType::Memory);
         assert_eq!(c.seed_people, 100_000);
+    }
+
+    #[test]
+    fn anonymous_writes_are_off_unless_turned_on() {
+        let jobs = |pairs: &[(&str, &str)]| {
+            JobsConfig::from_lookup(|k| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert!(!jobs(&[]).unwrap().anonymous_writes);
+        assert!(
+            !jobs(&[("ALLOW_ANONYMOUS_WRITES", "false")])
+                .unwrap()
+                .anonymous_writes
+        );
+        assert!(
+            jobs(&[("ALLOW_ANONYMOUS_WRITES", "true")])
+                .unwrap()
+                .anonymous_writes
+        );
+        assert_eq!(
+            jobs(&[("ALLOW_ANONYMOUS_WRITES", "yes")])
+                .unwrap_err()
+                .variable,
+            "ALLOW_ANONYMOUS_WRITES"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! People directory core: domain types, the search engine, ports and adapters,
 //! and the handlers that the Lambda functions and the local server share.
 
+pub mod access;
 pub mod adapters;
 pub mod api;
 pub mod config;

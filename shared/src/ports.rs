@@ -116,10 +116,14 @@ pub enum Started {
 
 /// Request records. Every status change is conditional, so duplicate or
 /// late deliveries can never overwrite a finished result.
+///
+/// Idempotency keys belong to the record's `owner`: the same key text of
+/// two owners is two keys (`crate::jobs::scoped_key`).
 #[async_trait]
 pub trait RequestStore: Send + Sync {
-    /// Records a new `queued` request. With an idempotency key that was used
-    /// before, records nothing and returns the earlier request.
+    /// Records a new `queued` request. With an idempotency key that its
+    /// owner used before, records nothing and returns the earlier request
+    /// (whose `fingerprint` the caller compares).
     async fn create(
         &self,
         record: &RequestRecord,
@@ -127,6 +131,19 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<Created, StoreError>;
 
     async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError>;
+
+    /// `queued` → `failed` with `error`, and its idempotency key forgotten,
+    /// for a request whose message could not be sent. Only from `queued`:
+    /// a send whose answer was lost may have delivered the message, and a
+    /// request a worker started is left to it. Returns whether it was
+    /// marked failed.
+    async fn abandon(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+        error: JobError,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// `queued` or `processing` → `processing`, one more attempt.
     async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError>;
@@ -221,6 +238,13 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn unsubscribe(&self, connection_id: &str, request_id: &str) -> Result<(), StoreError>;
+
+    /// How many live subscriptions the connection has.
+    async fn subscriptions(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
 
     /// The live connections subscribed to the request, read so that every
     /// subscription written before this call is seen.

@@ -118,3 +118,28 @@ pub fn job(outcome: &'static str) {
 pub fn swept(failed: usize) {
     counter!(SWEPT).increment(failed as u64);
 }
+
+#[cfg(test)]
+mod tests {
+    /// template.yaml's PeopleTableSizeAlarm watches the metric this code
+    /// emits, in the namespace the Lambdas write to.
+    #[test]
+    fn the_table_size_alarm_watches_the_index_size_metric() {
+        let template = include_str!("../../template.yaml");
+        let alarm = template
+            .split("  PeopleTableSizeAlarm:")
+            .nth(1)
+            .expect("template.yaml has PeopleTableSizeAlarm");
+        let alarm = alarm.split("\n  # ").next().unwrap_or(alarm);
+        assert!(
+            alarm.contains(&format!("MetricName: {}", super::INDEX_PEOPLE)),
+            "{alarm}"
+        );
+        assert!(alarm.contains("Value: query-api"), "{alarm}");
+        #[cfg(feature = "lambda")]
+        assert!(
+            alarm.contains(&format!("Namespace: {}", crate::lambda::NAMESPACE)),
+            "{alarm}"
+        );
+    }
+}

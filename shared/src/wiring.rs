@@ -116,6 +116,8 @@ pub struct Jobs {
     /// The in-process queue, for the local worker pool to drain.
     pub memory_queue: Option<Arc<MemoryQueue>>,
     pub max_receives: u32,
+    /// Callers without a token may import (`JobsConfig::anonymous_writes`).
+    pub anonymous_writes: bool,
 }
 
 /// The request store of `config` (the query function only reads it).
@@ -153,6 +155,7 @@ pub async fn open_jobs(config: &JobsConfig) -> Result<Jobs, StartError> {
         queue,
         memory_queue,
         max_receives: config.max_receives,
+        anonymous_writes: config.anonymous_writes,
     })
 }
 

@@ -5,6 +5,7 @@
 //! lost, no import is applied twice, no request stays `processing`, and the
 //! final state can be read.
 
+use shared::access::Caller;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,9 @@ use shared::adapters::faults::{Fault, Faults, FaultyPeopleStore, FaultyRequestSt
 use shared::adapters::memory::{MemoryQueue, MemoryRequestStore};
 use shared::config::{JobsConfig, PeopleConfig};
 use shared::jobs::{
-    Enqueuer, RequestRecord, RequestStatus, Sweeper, Worker, process, submit, sweep,
+    Enqueuer, JobMessage, RequestRecord, RequestStatus, Sweeper, Worker, process, submit, sweep,
 };
-use shared::ports::{PeopleStore, RequestStore};
+use shared::ports::{JobQueue, PeopleStore, QueueError, RequestStore};
 use shared::search::Refresh;
 use shared::wiring::{People, open_people, open_pusher};
 
@@ -36,6 +37,11 @@ struct System {
 /// A system whose stores fail as armed, with 2 workers, 3 receives, and a
 /// visibility timeout of `visibility`.
 async fn system(visibility: Duration) -> System {
+    system_with(visibility, MemoryRequestStore::new()).await
+}
+
+/// `system`, on the request store `inner`.
+async fn system_with(visibility: Duration, inner: MemoryRequestStore) -> System {
     let config = PeopleConfig {
         seed_people: BASE_PEOPLE,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
@@ -61,7 +67,7 @@ async fn system(visibility: Duration) -> System {
     let people = People { store, index };
     let request_faults = Faults::new();
     let requests: Arc<dyn RequestStore> = Arc::new(FaultyRequestStore {
-        inner: Arc::new(MemoryRequestStore::new()),
+        inner: Arc::new(inner),
         faults: request_faults.clone(),
     });
     let queue = Arc::new(MemoryQueue::new().with_visibility_timeout(visibility));
@@ -88,6 +94,7 @@ async fn system(visibility: Duration) -> System {
         enqueuer: Enqueuer {
             requests: requests.clone(),
             queue: queue.clone(),
+            anonymous_writes: true,
         },
         people,
         requests,
@@ -108,7 +115,18 @@ fn import_body() -> Vec<u8> {
 
 /// Submits, then waits until the request is finished; returns its record.
 async fn run_to_the_end(s: &System, body: &[u8]) -> RequestRecord {
-    let record = submit(&s.enqueuer, body, None, "fault-test").await.unwrap();
+    run_keyed(s, body, None).await
+}
+
+/// `run_to_the_end` with an idempotency key.
+async fn run_keyed(s: &System, body: &[u8], key: Option<&str>) -> RequestRecord {
+    let record = submit(&s.enqueuer, body, &Caller::Anonymous, key, "fault-test")
+        .await
+        .unwrap();
+    wait_finished(s, record).await
+}
+
+async fn wait_finished(s: &System, record: RequestRecord) -> RequestRecord {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // Read past the faults: the test's own view of the store.
@@ -245,7 +263,14 @@ async fn a_failed_finish_is_retried_and_the_result_is_kept() {
 async fn a_failed_send_leaves_no_request_queued() {
     let s = system(Duration::from_secs(60)).await;
     s.queue.fail_next_sends(1);
-    let refused = submit(&s.enqueuer, &import_body(), None, "fault-test").await;
+    let refused = submit(
+        &s.enqueuer,
+        &import_body(),
+        &Caller::Anonymous,
+        None,
+        "fault-test",
+    )
+    .await;
     assert!(refused.is_err());
     // The client was told (503 over HTTP); and nothing stays queued.
     let again = run_to_the_end(&s, &import_body()).await;
@@ -268,8 +293,9 @@ async fn a_body_that_would_overflow_the_queue_is_refused_before_anything_is_kept
     let enqueuer = Enqueuer {
         requests: requests.clone(),
         queue: queue.clone(),
+        anonymous_writes: true,
     };
-    match submit(&enqueuer, body.as_bytes(), None, "c").await {
+    match submit(&enqueuer, body.as_bytes(), &Caller::Anonymous, None, "c").await {
         Err(shared::jobs::SubmitError::Invalid { field, message }) => {
             assert_eq!(field, "body");
             assert!(message.contains("over the queue's"), "{message}");
@@ -288,9 +314,15 @@ async fn a_body_that_would_overflow_the_queue_is_refused_before_anything_is_kept
 async fn a_request_whose_last_delivery_dies_is_ended_by_the_sweeper() {
     let s = system(Duration::from_secs(60)).await;
     s.people_faults.fail("put_batch", Fault::Die, 3);
-    let record = submit(&s.enqueuer, &import_body(), None, "fault-test")
-        .await
-        .unwrap();
+    let record = submit(
+        &s.enqueuer,
+        &import_body(),
+        &Caller::Anonymous,
+        None,
+        "fault-test",
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.queue.dead_letters().is_empty() {
         assert!(Instant::now() < deadline, "never dead-lettered");
@@ -326,6 +358,7 @@ async fn a_full_memory_queue_refuses_requests_with_503() {
     let enqueuer = Enqueuer {
         requests: requests.clone(),
         queue: queue.clone(),
+        anonymous_writes: true,
     };
     let post = || {
         http::Request::post("/requests")
@@ -350,4 +383,99 @@ async fn a_full_memory_queue_refuses_requests_with_503() {
         shared::api::handle_submit(&enqueuer, post()).await.status(),
         202
     );
+}
+
+/// GIVEN all people of an import written WHEN the refresh of the worker's
+/// index fails THEN the import is completed all the same (its client would
+/// otherwise submit it again), and a later refresh brings the people in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_index_refresh_after_the_writes_does_not_fail_the_import() {
+    let s = system(Duration::from_secs(60)).await;
+    s.people_faults.fail("changes_since", Fault::Permanent, 1);
+    let record = run_to_the_end(&s, &import_body()).await;
+    assert_eq!(
+        s.people_faults.fired(),
+        [("changes_since", Fault::Permanent)]
+    );
+    assert_eq!(record.status, RequestStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 1);
+    assert_eq!(accepted(&record), IMPORTED as u64);
+    s.people.index.refresh().await.unwrap();
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+}
+
+/// GIVEN an import of people without ids, submitted with a key, done, and
+/// its request forgotten (a retention of zero: it expired) WHEN the same
+/// body is submitted again with the same key THEN it is a new request, and
+/// it writes the very same people again: none is added twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resubmission_with_the_same_key_reproduces_the_ids_of_people_without_one() {
+    let retained = MemoryRequestStore::new().with_retention(Duration::ZERO);
+    let s = system_with(Duration::from_secs(60), retained).await;
+    let first = run_keyed(&s, &import_body(), Some("import-7")).await;
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+    let second = run_keyed(&s, &import_body(), Some("import-7")).await;
+    assert_ne!(first.id, second.id, "the first request had expired");
+    assert_eq!(second.status, RequestStatus::Completed);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
+    // Without a key, a resubmission is a new import.
+    run_to_the_end(&s, &import_body()).await;
+    assert_eq!(
+        imported_people(&s).await,
+        (2 * IMPORTED, 2 * IMPORTED as u64)
+    );
+}
+
+/// A queue whose send delivers the message, waits until a worker started
+/// the request, and then reports a failure: the answer was lost.
+struct LostAnswer {
+    inner: Arc<MemoryQueue>,
+    requests: Arc<dyn RequestStore>,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for LostAnswer {
+    async fn send(&self, message: &JobMessage) -> Result<(), QueueError> {
+        self.inner.send(message).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(r)) = self.requests.get(&message.request_id).await
+                && r.status != RequestStatus::Queued
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(QueueError::Unavailable("the answer was lost".into()))
+    }
+}
+
+/// GIVEN a send that delivered its message but lost the answer, and a
+/// worker that already started the request WHEN submit sees the failure
+/// THEN it does not mark the request failed: the client gets the request
+/// (202 over HTTP), which completes, its people written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_send_failure_does_not_fail_a_started_request() {
+    let s = system(Duration::from_secs(60)).await;
+    let enqueuer = Enqueuer {
+        requests: s.requests.clone(),
+        queue: Arc::new(LostAnswer {
+            inner: s.queue.clone(),
+            requests: s.requests.clone(),
+        }),
+        anonymous_writes: true,
+    };
+    let record = submit(
+        &enqueuer,
+        &import_body(),
+        &Caller::Anonymous,
+        None,
+        "fault-test",
+    )
+    .await
+    .expect("the request was queued after all");
+    let done = wait_finished(&s, record).await;
+    assert_eq!(done.status, RequestStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 1);
+    assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
 }

@@ -163,6 +163,7 @@ fn request_body() {
                 let message = JobMessage {
                     request_id: "00000000-0000-4000-8000-000000000000".into(),
                     correlation_id: "fuzz".into(),
+                    id_seed: None,
                     job: job.clone(),
                 };
                 let text = serde_json::to_string(&message).unwrap();

@@ -26,6 +26,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_smithy_types::body::SdkBody;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
+use shared::access::Caller;
 use shared::adapters::dynamodb_requests::{
     DynamoRequestStore, FINISHED_TTL, MAX_RESULT_JSON_BYTES, UNFINISHED_TTL, create_requests_table,
 };
@@ -58,6 +59,95 @@ async fn created(store: &dyn RequestStore, record: &RequestRecord, key: Option<&
 
 // ---------------------------------------------------------------- scenarios
 
+async fn scenario_keys_are_scoped_to_their_owner(store: &dyn RequestStore) {
+    // GIVEN a request of user A created with a key
+    let mine = new_request(JobKind::Report).owned(Some("user-a"), Some("f-a".into()));
+    created(store, &mine, Some("shared-key")).await;
+
+    // WHEN user B, and an anonymous caller, use the same key text
+    let theirs = new_request(JobKind::Report).owned(Some("user-b"), Some("f-b".into()));
+    let anonymous = new_request(JobKind::Report).owned(None, Some("f-c".into()));
+
+    // THEN each gets a request of its own
+    created(store, &theirs, Some("shared-key")).await;
+    created(store, &anonymous, Some("shared-key")).await;
+    // ... and A's key still names A's request, owner and fingerprint kept
+    let again = new_request(JobKind::Report).owned(Some("user-a"), Some("other".into()));
+    let found = store.create(&again, Some("shared-key")).await.unwrap();
+    assert_eq!(found, Created::Existing(mine.clone()));
+    let Created::Existing(found) = found else {
+        unreachable!()
+    };
+    assert_eq!(found.owner.as_deref(), Some("user-a"));
+    assert_eq!(found.fingerprint.as_deref(), Some("f-a"));
+}
+
+async fn scenario_abandon_fails_only_a_queued_request_and_frees_its_key(store: &dyn RequestStore) {
+    let error = || JobError {
+        code: "enqueue_failed".into(),
+        message: "the request could not be queued; submit it again".into(),
+    };
+    // GIVEN a queued request with a key, whose message could not be sent
+    let lost = new_request(JobKind::Import);
+    created(store, &lost, Some("retry-me")).await;
+
+    // WHEN it is abandoned
+    assert!(
+        store
+            .abandon(&lost, Some("retry-me"), error(), later(1))
+            .await
+            .unwrap()
+    );
+
+    // THEN it is failed, and the same key creates a new request
+    let stored = store.get(&lost.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Failed);
+    assert_eq!(stored.error, Some(error()));
+    let retry = new_request(JobKind::Import);
+    created(store, &retry, Some("retry-me")).await;
+
+    // GIVEN a request a worker already started (the send's answer was lost
+    // but the message went out)
+    let sent = new_request(JobKind::Import);
+    created(store, &sent, Some("went-out")).await;
+    assert!(matches!(
+        store.start(&sent.id, later(1)).await.unwrap(),
+        Started::Started(_)
+    ));
+    // WHEN it is abandoned THEN nothing changes: still processing, key kept
+    assert!(
+        !store
+            .abandon(&sent, Some("went-out"), error(), later(2))
+            .await
+            .unwrap()
+    );
+    let stored = store.get(&sent.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Processing);
+    let Created::Existing(earlier) = store
+        .create(&new_request(JobKind::Import), Some("went-out"))
+        .await
+        .unwrap()
+    else {
+        panic!("the key of a started request is kept");
+    };
+    assert_eq!(earlier.id, sent.id);
+    // ... and without a key, the same holds
+    let unkeyed = new_request(JobKind::Report);
+    created(store, &unkeyed, None).await;
+    assert!(
+        store
+            .abandon(&unkeyed, None, error(), later(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .abandon(&unkeyed, None, error(), later(2))
+            .await
+            .unwrap()
+    );
+}
+
 async fn scenario_create_then_get(store: &dyn RequestStore) {
     // GIVEN a new request
     let record = new_request(JobKind::Report);
@@ -89,6 +179,7 @@ async fn scenario_idempotency_key_returns_the_earlier_request(store: &dyn Reques
     // ... and neither the key nor its item is readable as a request
     assert_eq!(store.get("key-1").await.unwrap(), None);
     assert_eq!(store.get("idem#key-1").await.unwrap(), None);
+    assert_eq!(store.get("idem#anonymous/key-1").await.unwrap(), None);
     // ... while another key, or none, creates the second request
     created(store, &second, Some("key-2")).await;
     let third = new_request(JobKind::Import);
@@ -403,6 +494,8 @@ macro_rules! on_both_stores {
 on_both_stores!(
     MemoryRequestStore::new(), dynamo_store;
     scenario_create_then_get,
+    scenario_keys_are_scoped_to_their_owner,
+    scenario_abandon_fails_only_a_queued_request_and_frees_its_key,
     scenario_idempotency_key_returns_the_earlier_request,
     scenario_concurrent_creates_with_one_key_create_one_request,
     scenario_start_moves_to_processing_and_counts_attempts,
@@ -518,7 +611,7 @@ async fn items_carry_ttl_and_the_key_item_names_its_request() {
 
     // THEN both items expire 30 days after creation, and the key names it
     let request = raw_item(&client, &table, &record.id).await;
-    let key = raw_item(&client, &table, "idem#layout-key").await;
+    let key = raw_item(&client, &table, "idem#anonymous/layout-key").await;
     let unfinished = record.created_at.timestamp() + UNFINISHED_TTL.as_secs() as i64;
     assert_eq!(number(&request, "expires_at"), unfinished);
     assert_eq!(number(&key, "expires_at"), unfinished);
@@ -563,7 +656,7 @@ async fn a_key_whose_request_expired_is_taken_over() {
     client
         .put_item()
         .table_name(&table)
-        .item("id", AttributeValue::S("idem#reused".into()))
+        .item("id", AttributeValue::S("idem#anonymous/reused".into()))
         .item("request_id", AttributeValue::S("deleted-by-ttl".into()))
         .item("expires_at", AttributeValue::N("1".into()))
         .send()
@@ -576,7 +669,7 @@ async fn a_key_whose_request_expired_is_taken_over() {
 
     // THEN a new request is created and the key names it
     assert_eq!(result, Created::New(record.clone()));
-    let key = raw_item(&client, &table, "idem#reused").await;
+    let key = raw_item(&client, &table, "idem#anonymous/reused").await;
     assert_eq!(key["request_id"], AttributeValue::S(record.id.clone()));
     assert_eq!(
         store
@@ -815,6 +908,7 @@ fn message(request_id: &str) -> JobMessage {
     JobMessage {
         request_id: request_id.into(),
         correlation_id: format!("corr-{request_id}"),
+        id_seed: None,
         job: Job::Report {
             filter: FilterSpec {
                 search: "Zoë \"quoted\"".into(),
@@ -1101,11 +1195,18 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     let enqueuer = Enqueuer {
         requests: Arc::clone(&requests),
         queue: Arc::new(SqsQueue::new(sqs.clone(), url.clone())),
+        anonymous_writes: true,
     };
     let body = br#"{"kind":"report","filter":{"search":"jo"}}"#;
-    let record = submit(&enqueuer, body, Some("flow-key"), "corr-flow")
-        .await
-        .unwrap();
+    let record = submit(
+        &enqueuer,
+        body,
+        &Caller::Anonymous,
+        Some("flow-key"),
+        "corr-flow",
+    )
+    .await
+    .unwrap();
     assert_eq!(record.status, RequestStatus::Queued);
 
     let received = sqs
@@ -1146,14 +1247,17 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     );
     assert_eq!(requests.get(&record.id).await.unwrap().unwrap(), done);
 
-    // The queue is gone: the client is told, and the record says failed.
+    // The queue is gone: the client is told, the record says failed, and
+    // its key is freed, so that the same key submits the request again.
     let broken = Enqueuer {
         requests: Arc::clone(&requests),
-        queue: Arc::new(SqsQueue::new(sqs, format!("{url}-missing"))),
+        queue: Arc::new(SqsQueue::new(sqs.clone(), format!("{url}-missing"))),
+        anonymous_writes: true,
     };
     let err = submit(
         &broken,
         br#"{"kind":"report"}"#,
+        &Caller::Anonymous,
         Some("broken-key"),
         "corr-2",
     )
@@ -1161,15 +1265,24 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     .unwrap_err();
     assert!(matches!(err, SubmitError::Queue(_)), "{err:?}");
     let again = submit(
-        &broken,
+        &enqueuer,
         br#"{"kind":"report"}"#,
+        &Caller::Anonymous,
         Some("broken-key"),
         "corr-3",
     )
     .await
     .unwrap();
-    assert_eq!(again.status, RequestStatus::Failed);
-    assert_eq!(again.error.unwrap().code, "enqueue_failed");
+    assert_eq!(again.status, RequestStatus::Queued);
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let message: JobMessage = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
+    assert_eq!(message.request_id, again.id);
 }
 
 // ------------------------------------------------ the connection store
@@ -1247,6 +1360,22 @@ async fn connections_scenario_a_connection_with_many_subscriptions_leaves_none(
     }
 }
 
+async fn connections_scenario_subscriptions_of_a_connection_are_counted(
+    store: &dyn ConnectionStore,
+) {
+    let now = Utc::now();
+    store.connect("counted", now).await.unwrap();
+    for r in ["r1", "r2", "r3", "r2"] {
+        store.subscribe("counted", r, now).await.unwrap();
+    }
+    assert_eq!(store.subscriptions("counted", now).await.unwrap(), 3);
+    store.unsubscribe("counted", "r1").await.unwrap();
+    assert_eq!(store.subscriptions("counted", now).await.unwrap(), 2);
+    assert_eq!(store.subscriptions("nobody", now).await.unwrap(), 0);
+    let after_ttl = now + TimeDelta::from_std(shared::ports::CONNECTION_TTL).unwrap();
+    assert_eq!(store.subscriptions("counted", after_ttl).await.unwrap(), 0);
+}
+
 async fn dynamo_connections(name: &str) -> DynamoConnectionStore {
     let client = moto_client();
     let table = unique("connections", name);
@@ -1259,6 +1388,7 @@ on_both_stores!(
     connections_scenario_subscribe_then_disconnect,
     connections_scenario_expired_subscriptions_are_not_followers,
     connections_scenario_a_connection_with_many_subscriptions_leaves_none,
+    connections_scenario_subscriptions_of_a_connection_are_counted,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

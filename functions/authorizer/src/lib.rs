@@ -5,8 +5,9 @@
 //! `token` query-string parameter (a browser cannot set headers on a
 //! WebSocket) or an `Authorization: Bearer` header, is verified against the
 //! issuer's JWKS (`JWT_ISSUER`, `JWT_AUDIENCE`), and the answer is an IAM
-//! policy: Allow on the route with the token's `sub` in the context, or
-//! Deny. The handler never fails: whatever goes wrong is a Deny, and the
+//! policy: Allow on the route with the token's `sub` and its scopes
+//! (`scope`, space separated, as `shared::access::Caller::from_ws_authorizer`
+//! reads them) in the context, or Deny. The handler never fails: whatever goes wrong is a Deny, and the
 //! reason is only logged.
 
 mod config;
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 use tracing::{info, instrument, warn};
 
 pub use config::{Config, ConfigError};
-pub use verify::{Denied, Verifier};
+pub use verify::{Denied, Verified, Verifier};
 
 pub type Request = ApiGatewayCustomAuthorizerRequestTypeRequest;
 pub type Response = ApiGatewayCustomAuthorizerResponse<Value>;
@@ -48,9 +49,9 @@ pub async fn authorize(verifier: &Verifier, request: &Request) -> Response {
         None => Err(Denied::NoToken),
     };
     match (outcome, method_arn) {
-        (Ok(sub), Some(arn)) => {
-            info!(%sub, api_request, "allowed");
-            allow(arn, &sub)
+        (Ok(token), Some(arn)) => {
+            info!(sub = %token.sub, scopes = ?token.scopes, api_request, "allowed");
+            allow(arn, &token)
         }
         (Ok(_), None) => {
             // Nothing to scope an Allow to: never allow "*".
@@ -81,12 +82,15 @@ fn token(request: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn allow(method_arn: &str, sub: &str) -> Response {
+/// API Gateway passes this context with every event of the connection;
+/// its values must be strings, numbers or booleans, hence the scopes as
+/// one space separated string.
+fn allow(method_arn: &str, token: &Verified) -> Response {
     response(
-        sub,
+        &token.sub,
         IamPolicyEffect::Allow,
         method_arn,
-        json!({ "sub": sub }),
+        json!({ "sub": token.sub, "scope": token.scopes.join(" ") }),
     )
 }
 

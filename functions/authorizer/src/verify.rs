@@ -93,6 +93,28 @@ struct Claims {
     /// Cognito access tokens name their app client here and have no `aud`.
     #[serde(default)]
     client_id: Option<String>,
+    /// The granted scopes, space separated (RFC 8693 / Cognito).
+    #[serde(default)]
+    scope: Option<String>,
+    /// The granted scopes as some issuers write them (Okta, Entra ID): an
+    /// array, or a space separated string.
+    #[serde(default)]
+    scp: Option<Scopes>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    Spaced(String),
+    Listed(Vec<String>),
+}
+
+/// What a valid token says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub sub: String,
+    /// Its scopes (`scope`, else `scp`), in the token's order.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -128,8 +150,8 @@ impl Verifier {
         self.keys.prefetch().await;
     }
 
-    /// The token's `sub`, if the token is valid.
-    pub async fn verify(&self, token: &str) -> Result<String, Denied> {
+    /// The token's `sub` and scopes, if the token is valid.
+    pub async fn verify(&self, token: &str) -> Result<Verified, Denied> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Denied::Malformed);
         }
@@ -159,7 +181,17 @@ impl Verifier {
             return Err(Denied::MissingClaim("sub".into()));
         }
         self.check_audience(&claims)?;
-        Ok(claims.sub)
+        let scopes = match (claims.scope, claims.scp) {
+            (Some(spaced), _) | (None, Some(Scopes::Spaced(spaced))) => {
+                spaced.split_whitespace().map(str::to_owned).collect()
+            }
+            (None, Some(Scopes::Listed(listed))) => listed,
+            (None, None) => Vec::new(),
+        };
+        Ok(Verified {
+            sub: claims.sub,
+            scopes,
+        })
     }
 
     /// As API Gateway's JWT authorizer does for the HTTP API, so that one

@@ -259,13 +259,20 @@ async fn valid_rs256_token_in_the_query_string_is_allowed_with_its_sub() {
     let issuer = Issuer::start(&[&key]).await;
     let verifier = issuer.verifier();
 
-    let token = key.sign(&issuer.claims());
+    let mut claims = issuer.claims();
+    claims["scope"] = json!("people:read people:write");
+    let token = key.sign(&claims);
     let response = authorize(&verifier, &request(Some(&token), None)).await;
 
     let answer = serde_json::to_value(&response).unwrap();
     assert_eq!(effect(&response), "Allow");
     assert_eq!(answer["principalId"], "user-42");
-    assert_eq!(answer["context"], json!({"sub": "user-42"}));
+    // The scopes go to the context too: a `process` of an import needs
+    // people:write (shared::access).
+    assert_eq!(
+        answer["context"],
+        json!({"sub": "user-42", "scope": "people:read people:write"})
+    );
     assert_eq!(
         answer["policyDocument"],
         json!({"Version": "2012-10-17", "Statement": [{
@@ -273,7 +280,8 @@ async fn valid_rs256_token_in_the_query_string_is_allowed_with_its_sub() {
     );
     // The key set was fetched once, and is cached.
     for _ in 0..3 {
-        assert_eq!(verifier.verify(&token).await.as_deref(), Ok("user-42"));
+        let verified = verifier.verify(&token).await.unwrap();
+        assert_eq!(verified.sub, "user-42");
     }
     assert_eq!(issuer.hits(), 1);
 }
@@ -362,6 +370,13 @@ async fn wrong_audience_issuer_or_times_are_denied() {
     claims.as_object_mut().unwrap().remove("aud");
     claims["client_id"] = json!(AUDIENCE);
     assert!(verifier.verify(&key.sign(&claims)).await.is_ok());
+    // `scp` as an array (Okta, Entra ID) is read as the scopes.
+    let mut listed = claims.clone();
+    listed["scp"] = json!(["people:read"]);
+    assert_eq!(
+        verifier.verify(&key.sign(&listed)).await.unwrap().scopes,
+        ["people:read"]
+    );
     claims["client_id"] = json!("another-app");
     assert_denied(&verifier, &key.sign(&claims), Denied::Audience).await;
     let mut claims = issuer.claims();
@@ -517,7 +532,10 @@ async fn a_rotated_key_is_picked_up_once_the_interval_has_passed() {
     let token = rotated.sign(&issuer.claims());
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // One refetch finds the new key ...
-    assert_eq!(verifier.verify(&token).await.as_deref(), Ok("user-42"));
+    assert_eq!(
+        verifier.verify(&token).await.map(|t| t.sub).as_deref(),
+        Ok("user-42")
+    );
     assert_eq!(issuer.hits(), 2);
     // ... and unknown kids right after it cause no more.
     for kid in ["forged-1", "forged-2"] {
@@ -639,7 +657,10 @@ async fn jwks_server_errors_are_denied_logged_and_retried_soon() {
     // The issuer is back: after the retry interval, the token is accepted.
     *issuer.jwks.failing.lock().unwrap() = false;
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(verifier.verify(&token).await.as_deref(), Ok("user-42"));
+    assert_eq!(
+        verifier.verify(&token).await.map(|t| t.sub).as_deref(),
+        Ok("user-42")
+    );
     assert_eq!(issuer.hits(), 2);
 
     // Down again, and the key set is old: the known key stays usable.

@@ -2,7 +2,9 @@
 //! and `PUT` / `DELETE /people/{id}` (the query function stays read-only).
 
 use bytes::Bytes;
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::access::Caller;
 use shared::api::{self, PeopleWriter};
 use shared::jobs::Enqueuer;
 
@@ -14,14 +16,18 @@ pub struct Writes {
 
 /// One API Gateway request to `POST /requests`.
 pub async fn handler(deps: &Enqueuer, event: Request) -> Result<Response<Body>, Error> {
-    let (parts, body) = event.into_parts();
+    let caller = caller(&event);
+    let (mut parts, body) = event.into_parts();
+    parts.extensions.insert(caller);
     let request = http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
     Ok(to_lambda(api::handle_submit(deps, request).await))
 }
 
 /// One API Gateway request to any route of the function.
 pub async fn write_handler(deps: &Writes, event: Request) -> Result<Response<Body>, Error> {
-    let (parts, body) = event.into_parts();
+    let caller = caller(&event);
+    let (mut parts, body) = event.into_parts();
+    parts.extensions.insert(caller);
     let request = http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
     let response = if api::is_person_write(request.method(), request.uri().path()) {
         api::handle_write(&deps.people, request).await
@@ -38,4 +44,15 @@ fn to_lambda(response: http::Response<Bytes>) -> Response<Body> {
         Err(e) => Body::Binary(e.into_bytes()),
     };
     Response::from_parts(parts, body)
+}
+
+/// The caller API Gateway's JWT authorizer let through (anonymous on a
+/// stack without one).
+pub fn caller(event: &Request) -> Caller {
+    match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            Caller::from_http_authorizer(context.authorizer.as_ref())
+        }
+        _ => Caller::Anonymous,
+    }
 }

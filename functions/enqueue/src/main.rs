@@ -13,15 +13,18 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let metrics = shared::lambda::init_metrics("enqueue")?;
     let jobs = open_jobs(&JobsConfig::from_env()?).await?;
+    let anonymous_writes = jobs.anonymous_writes;
     let deps = enqueue::Writes {
         enqueue: Enqueuer {
             requests: jobs.requests,
             queue: jobs.queue,
+            anonymous_writes,
         },
         // No index here: the query function's follows the change feed.
         people: PeopleWriter {
             store: open_people_store(&PeopleConfig::from_env()?).await,
             index: None,
+            anonymous_writes,
         },
     };
     run_http(metrics, |event| enqueue::write_handler(&deps, event)).await

@@ -17,6 +17,7 @@ fn deps() -> (Enqueuer, Arc<MemoryRequestStore>, Arc<MemoryQueue>) {
     let deps = Enqueuer {
         requests: requests.clone(),
         queue: queue.clone(),
+        anonymous_writes: true,
     };
     (deps, requests, queue)
 }
@@ -72,16 +73,132 @@ async fn a_failed_send_is_reported_and_leaves_no_queued_record() {
         !body.to_string().contains("injected"),
         "no internal text: {body}"
     );
-    // The record behind the key says what happened.
-    let (_, again) = call(&deps, REPORT).await;
+    assert!(queue.try_receive().is_none());
+    // The request was marked failed and its key freed: the same key
+    // submits it again, as a new request that is queued.
+    let (status, again) = call(&deps, REPORT).await;
+    assert_eq!(status, 202, "{again}");
+    let id = again["id"].as_str().unwrap();
+    let record = requests.get(id).await.unwrap().unwrap();
+    assert_eq!(record.status, RequestStatus::Queued);
+    let message: JobMessage = serde_json::from_str(&queue.try_receive().unwrap()).unwrap();
+    assert_eq!(message.request_id, id);
+    assert_eq!(requests.len(), 2, "the failed one is kept, as failed");
+}
+
+const IMPORT_JWT: &str = include_str!("../../../events/enqueue-import-jwt.json");
+
+/// The JWT fixture with another `sub`, other scopes, body or key.
+fn as_caller(sub: &str, scopes: &[&str], body: Option<&str>, key: Option<&str>) -> String {
+    let mut event: Value = serde_json::from_str(IMPORT_JWT).unwrap();
+    let jwt = &mut event["requestContext"]["authorizer"]["jwt"];
+    jwt["claims"]["sub"] = sub.into();
+    jwt["claims"]["scope"] = scopes.join(" ").into();
+    jwt["scopes"] = scopes.iter().map(|s| Value::from(*s)).collect();
+    if let Some(body) = body {
+        event["body"] = body.into();
+    }
+    if let Some(key) = key {
+        event["headers"]["idempotency-key"] = key.into();
+    }
+    event.to_string()
+}
+
+#[tokio::test]
+async fn an_import_needs_the_write_scope_and_a_report_the_read_scope() {
+    let (deps, requests, queue) = deps();
+    // A token with people:write imports; the request is its caller's.
+    let (status, body) = call(&deps, IMPORT_JWT).await;
+    assert_eq!(status, 202, "{body}");
     let record = requests
-        .get(again["id"].as_str().unwrap())
+        .get(body["id"].as_str().unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(record.status, RequestStatus::Failed);
-    assert_eq!(record.error.unwrap().code, "enqueue_failed");
+    assert_eq!(record.owner.as_deref(), Some("7d1c2f5e-writer"));
+    assert!(queue.try_receive().is_some());
+    // A token with people:read only: 403, nothing recorded or queued.
+    let (status, body) = call(
+        &deps,
+        &as_caller("reader", &["people:read"], None, Some("r-1")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("people:write")
+    );
     assert!(queue.try_receive().is_none());
+    assert_eq!(requests.len(), 1);
+    // ... a report it may; a write-only token may not.
+    let report = r#"{"kind": "report"}"#;
+    let (status, _) = call(
+        &deps,
+        &as_caller("reader", &["people:read"], Some(report), Some("r-2")),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _) = call(
+        &deps,
+        &as_caller("w", &["people:write"], Some(report), Some("r-3")),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn anonymous_imports_are_refused_unless_turned_on() {
+    let (mut deps, requests, _) = deps();
+    deps.anonymous_writes = false;
+    let mut event: Value = serde_json::from_str(IMPORT_JWT).unwrap();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let (status, body) = call(&deps, &event.to_string()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AllowAnonymousWrites")
+    );
+    assert!(requests.is_empty());
+    // Reports stay open to anonymous callers.
+    let (status, _) = call(&deps, REPORT).await;
+    assert_eq!(status, 202);
+    deps.anonymous_writes = true;
+    let (status, _) = call(&deps, &event.to_string()).await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test]
+async fn a_key_is_the_callers_own_and_another_body_under_it_is_a_422() {
+    let (deps, requests, _) = deps();
+    let both = ["people:read", "people:write"];
+    let (_, first) = call(&deps, &as_caller("alice", &both, None, Some("k-1"))).await;
+    // The same key and body, spaced and ordered differently: the same request.
+    let respaced = r#"{ "people": [{"hobbies": ["Chess"], "nationality": "British", "last_name": "Lovelace", "first_name": "Ada"}], "kind": "import" }"#;
+    let (status, again) = call(
+        &deps,
+        &as_caller("alice", &both, Some(respaced), Some("k-1")),
+    )
+    .await;
+    assert_eq!((status, &again["id"]), (202, &first["id"]), "{again}");
+    // Another body under the key: 422, and nothing new.
+    let other = r#"{"kind": "import", "people": [{"first_name": "Alan", "last_name": "Turing", "nationality": "British", "hobbies": []}]}"#;
+    let (status, body) = call(&deps, &as_caller("alice", &both, Some(other), Some("k-1"))).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    assert_eq!(requests.len(), 1);
+    // Another caller with the same key gets a request of its own.
+    let (status, bobs) = call(&deps, &as_caller("bob", &both, None, Some("k-1"))).await;
+    assert_eq!(status, 202);
+    assert_ne!(bobs["id"], first["id"]);
+    assert_eq!(requests.len(), 2);
 }
 
 const PUT_PERSON: &str = include_str!("../../../events/enqueue-put-person.json");
@@ -99,6 +216,7 @@ fn writes() -> (
         people: shared::api::PeopleWriter {
             store: store.clone(),
             index: None,
+            anonymous_writes: true,
         },
     };
     (writes, store)

@@ -2,7 +2,9 @@
 //! shared HTTP handler, responses out.
 
 use bytes::Bytes;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use shared::access::Caller;
 use shared::api::{self, QueryApi};
 use shared::config::{JobsConfig, PeopleConfig};
 use shared::search::Refresh;
@@ -24,7 +26,9 @@ pub async fn handler(api: &QueryApi, event: Request) -> Result<Response<Body>, E
     // Route on the path the client used: API Gateway's raw path, without the
     // stage prefix lambda_http adds for named stages.
     let raw_path = event.raw_http_path().to_owned();
+    let caller = http_caller(&event);
     let (mut parts, body) = event.into_parts();
+    parts.extensions.insert(caller);
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{raw_path}?{q}"),
         None => raw_path,
@@ -39,4 +43,15 @@ pub async fn handler(api: &QueryApi, event: Request) -> Result<Response<Body>, E
         Err(e) => Body::Binary(e.into_bytes()),
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// The caller API Gateway's JWT authorizer let through (anonymous on a
+/// stack without one).
+fn http_caller(event: &Request) -> Caller {
+    match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            Caller::from_http_authorizer(context.authorizer.as_ref())
+        }
+        _ => Caller::Anonymous,
+    }
 }

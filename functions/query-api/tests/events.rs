@@ -167,3 +167,44 @@ async fn wrong_method_is_a_405_with_allow() {
     assert_eq!(response.headers()["allow"], "GET");
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+/// GIVEN requests of two users WHEN each reads the other's THEN 404, the
+/// same answer as for an id that does not exist; each reads its own.
+#[tokio::test]
+async fn a_request_is_readable_by_its_owner_only() {
+    use shared::jobs::{JobKind, RequestRecord};
+    let api = api().await;
+    let mine = RequestRecord::queued(
+        "11111111-aaaa-4000-8000-000000000001".into(),
+        JobKind::Import,
+        chrono::Utc::now(),
+    )
+    .owned(Some("alice"), None);
+    api.requests.create(&mine, None).await.unwrap();
+    let get = |sub: Option<&str>| {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../../events/query-person.json")).unwrap();
+        let path = format!("/requests/{}", mine.id);
+        event["rawPath"] = path.clone().into();
+        event["requestContext"]["http"]["path"] = path.into();
+        event["routeKey"] = "GET /requests/{id}".into();
+        event["requestContext"]["routeKey"] = "GET /requests/{id}".into();
+        event["pathParameters"] = serde_json::json!({"id": mine.id});
+        if let Some(sub) = sub {
+            event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {
+                "claims": {"sub": sub, "scope": "people:read"}, "scopes": ["people:read"]}});
+        }
+        event.to_string()
+    };
+    let (status, body, _) = call(&api, &get(Some("alice"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], mine.id.as_str());
+    assert!(
+        body.get("owner").is_none(),
+        "the owner is not shown: {body}"
+    );
+    let (status, body, _) = call(&api, &get(Some("mallory"))).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = call(&api, &get(None)).await;
+    assert_eq!(status, 404);
+}

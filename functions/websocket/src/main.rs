@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
         enqueuer: Enqueuer {
             requests: jobs.requests,
             queue: jobs.queue,
+            anonymous_writes: jobs.anonymous_writes,
         },
     };
     run(metrics, |event| websocket::handler(&api, event)).await

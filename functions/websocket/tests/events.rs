@@ -59,6 +59,7 @@ fn fixture() -> Fixture {
         enqueuer: Enqueuer {
             requests: requests.clone(),
             queue: queue.clone(),
+            anonymous_writes: true,
         },
     };
     Fixture {

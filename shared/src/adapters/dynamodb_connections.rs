@@ -222,6 +222,17 @@ impl ConnectionStore for DynamoConnectionStore {
         .await
     }
 
+    async fn subscriptions(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let keys = self
+            .sort_keys(connection_pk(connection_id), Some(now))
+            .await?;
+        Ok(keys.iter().filter(|sk| sk.starts_with(SUB_PREFIX)).count())
+    }
+
     async fn subscribers(
         &self,
         request_id: &str,

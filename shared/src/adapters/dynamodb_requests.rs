@@ -2,7 +2,8 @@
 //!
 //! The table design and the reasons for it are in `docs/jobs-storage.md`.
 //! In short: one item per request keyed by `id` (a UUID), one item per
-//! idempotency key keyed by `idem#<key>` written in the same transaction,
+//! idempotency key keyed by `idem#<owner>/<key>` (`jobs::scoped_key`)
+//! written in the same transaction,
 //! every status change conditional on the request not having finished, and
 //! a TTL attribute `expires_at` so that old requests go away by themselves.
 
@@ -17,16 +18,16 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dynamodb::{create_table_and_wait, store_error};
-use crate::jobs::{JobError, JobKind, RequestRecord, RequestStatus};
+use crate::jobs::{JobError, JobKind, RequestRecord, RequestStatus, scoped_key};
 use crate::ports::{Created, Outcome, RequestStore, Started, StoreError};
 
 /// Ids of idempotency items start so. Request ids are UUIDs, so the two
@@ -58,6 +59,15 @@ const ATTEMPTS: &str = "attempts";
 const EXPIRES_AT: &str = "expires_at";
 /// On an idempotency item: the id of the request it names.
 const REQUEST_ID: &str = "request_id";
+/// The `sub` of the caller who submitted the request (absent: anonymous).
+const OWNER: &str = "owner";
+/// The fingerprint of the submitted job (`jobs::fingerprint`).
+const FINGERPRINT: &str = "fingerprint";
+
+/// `abandon`: only a request no worker has started.
+const ABANDON_CONDITION: &str = "#status = :queued";
+const ABANDON_UPDATE: &str = "SET #status = :failed, #updated_at = :now, #expires_at = :expires_at, \
+     #error_code = :error_code, #error_message = :error_message";
 
 /// Tries of the create transaction: besides the first, one after a key that
 /// vanished or names a request that expired, and retries after another
@@ -155,7 +165,7 @@ impl DynamoRequestStore {
         key: &str,
         expires_at: i64,
     ) -> Result<Created, StoreError> {
-        let key_id = format!("{IDEMPOTENCY_PREFIX}{key}");
+        let key_id = key_item_id(record, key);
         let key_item: Item = HashMap::from([
             (ID.into(), AttributeValue::S(key_id.clone())),
             (REQUEST_ID.into(), AttributeValue::S(record.id.clone())),
@@ -287,6 +297,107 @@ impl RequestStore for DynamoRequestStore {
             return Ok(None);
         }
         self.read(id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(table = %self.table, request_id = %record.id))]
+    async fn abandon(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+        error: JobError,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let names = HashMap::from([
+            ("#status".to_owned(), STATUS.to_owned()),
+            ("#updated_at".to_owned(), UPDATED_AT.to_owned()),
+            ("#expires_at".to_owned(), EXPIRES_AT.to_owned()),
+            ("#error_code".to_owned(), ERROR_CODE.to_owned()),
+            ("#error_message".to_owned(), ERROR_MESSAGE.to_owned()),
+        ]);
+        let values = HashMap::from([
+            (":queued".to_owned(), status_value(RequestStatus::Queued)),
+            (":failed".to_owned(), status_value(RequestStatus::Failed)),
+            (":now".to_owned(), AttributeValue::S(timestamp(now))),
+            (
+                ":expires_at".to_owned(),
+                AttributeValue::N(expiry(now, FINISHED_TTL).to_string()),
+            ),
+            (
+                ":error_code".to_owned(),
+                AttributeValue::S(error.code.clone()),
+            ),
+            (
+                ":error_message".to_owned(),
+                AttributeValue::S(error.message.clone()),
+            ),
+        ]);
+        let Some(key) = idempotency_key else {
+            let updated = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(ID, AttributeValue::S(record.id.clone()))
+                .condition_expression(ABANDON_CONDITION)
+                .update_expression(ABANDON_UPDATE)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return match updated {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(store_error("UpdateItem", &self.table, e)),
+            };
+        };
+        // The request failed and its key freed in one transaction, so that
+        // the key never names a request nobody will process.
+        let update = built(
+            Update::builder()
+                .table_name(&self.table)
+                .key(ID, AttributeValue::S(record.id.clone()))
+                .condition_expression(ABANDON_CONDITION)
+                .update_expression(ABANDON_UPDATE)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build(),
+        )?;
+        let delete = built(
+            Delete::builder()
+                .table_name(&self.table)
+                .key(ID, AttributeValue::S(key_item_id(record, key)))
+                .condition_expression("#request_id = :id")
+                .expression_attribute_names("#request_id", REQUEST_ID)
+                .expression_attribute_values(":id", AttributeValue::S(record.id.clone()))
+                .build(),
+        )?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await;
+        let err = match written {
+            Ok(_) => return Ok(true),
+            Err(err) => err,
+        };
+        let reasons = cancellation_codes(&err);
+        let failed = |i: usize| reasons.get(i).map(|r| r.0.as_deref()) == Some(Some(CHECK_FAILED));
+        if failed(0) {
+            // A worker started it: the message did go out.
+            return Ok(false);
+        }
+        if failed(1) {
+            // The key no longer names this request (it expired): fail the
+            // request alone.
+            return self.abandon(record, None, error, now).await;
+        }
+        Err(transaction_error(&self.table, err))
     }
 
     #[tracing::instrument(skip(self), fields(table = %self.table))]
@@ -707,6 +818,12 @@ fn to_item(r: &RequestRecord, expires_at: i64) -> Result<Item, StoreError> {
     if let Some(result) = &r.result {
         item.insert(RESULT_JSON.into(), result_json(&r.id, result)?);
     }
+    if let Some(owner) = &r.owner {
+        item.insert(OWNER.into(), AttributeValue::S(owner.clone()));
+    }
+    if let Some(fingerprint) = &r.fingerprint {
+        item.insert(FINGERPRINT.into(), AttributeValue::S(fingerprint.clone()));
+    }
     if let Some(error) = &r.error {
         item.insert(ERROR_CODE.into(), AttributeValue::S(error.code.clone()));
         item.insert(
@@ -755,6 +872,8 @@ fn from_item(item: &Item) -> Result<RequestRecord, StoreError> {
             message: message.unwrap_or_default().to_owned(),
         }),
     };
+    let owner = text(OWNER)?.map(str::to_owned);
+    let fingerprint = text(FINGERPRINT)?.map(str::to_owned);
     Ok(RequestRecord {
         kind,
         status,
@@ -763,6 +882,8 @@ fn from_item(item: &Item) -> Result<RequestRecord, StoreError> {
         result,
         error,
         attempts,
+        owner,
+        fingerprint,
         id,
     })
 }
@@ -774,6 +895,14 @@ fn parse_variant<T: DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
         .map_err(|_| bad_item(id, format!("`{attribute}` {value:?} is unknown")))
+}
+
+/// The id of the item of `record`'s idempotency key: scoped to its owner.
+fn key_item_id(record: &RequestRecord, key: &str) -> String {
+    format!(
+        "{IDEMPOTENCY_PREFIX}{}",
+        scoped_key(record.owner.as_deref(), key)
+    )
 }
 
 fn request_id_of(key_id: &str, item: &Item) -> Result<String, StoreError> {
@@ -802,6 +931,8 @@ mod tests {
                 message: "processing failed 3 times".into(),
             }),
             attempts: 3,
+            owner: Some("sub-1".into()),
+            fingerprint: Some("f1".into()),
         }
     }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::Person;
-use crate::jobs::RequestRecord;
+use crate::jobs::{JobError, RequestRecord};
 use crate::ports::{
     Changes, ConnectionStore, Created, Notifier, NotifyError, Outcome, PeopleStore, RequestStore,
     ScanPage, Started, StoreError, Version, WriteReport,
@@ -187,6 +187,18 @@ impl ConnectionStore for FaultyConnectionStore {
             .await
     }
 
+    async fn subscriptions(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        self.faults
+            .call("subscriptions", || {
+                self.inner.subscriptions(connection_id, now)
+            })
+            .await
+    }
+
     async fn subscribers(
         &self,
         request_id: &str,
@@ -273,6 +285,19 @@ impl RequestStore for FaultyRequestStore {
 
     async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
         self.faults.call("get", || self.inner.get(id)).await
+    }
+
+    async fn abandon(
+        &self,
+        record: &RequestRecord,
+        idempotency_key: Option<&str>,
+        error: JobError,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.faults.check("abandon").await?;
+        self.inner
+            .abandon(record, idempotency_key, error, now)
+            .await
     }
 
     async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Change, Person};
-use crate::jobs::{JobMessage, RequestRecord, RequestStatus};
+use crate::jobs::{JobError, JobMessage, RequestRecord, RequestStatus, scoped_key};
 use crate::ports::{
     Changes, Created, JobQueue, Outcome, PeopleStore, QueueError, RequestStore, ScanPage, Started,
     StoreError, Version, WriteReport,
@@ -261,11 +261,12 @@ impl RequestStore for MemoryRequestStore {
         let mut inner = self.lock();
         self.expire(&mut inner, record.created_at);
         if let Some(key) = idempotency_key {
-            if let Some(earlier) = inner.keys.get(key).and_then(|id| inner.records.get(id)) {
+            let key = scoped_key(record.owner.as_deref(), key);
+            if let Some(earlier) = inner.keys.get(&key).and_then(|id| inner.records.get(id)) {
                 return Ok(Created::Existing(earlier.clone()));
             }
-            inner.keys.insert(key.to_owned(), record.id.clone());
-            inner.key_of.insert(record.id.clone(), key.to_owned());
+            inner.keys.insert(key.clone(), record.id.clone());
+            inner.key_of.insert(record.id.clone(), key);
         }
         inner.records.insert(record.id.clone(), record.clone());
         Ok(Created::New(record.clone()))
@@ -273,6 +274,28 @@ impl RequestStore for MemoryRequestStore {
 
     async fn get(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
         Ok(self.lock().records.get(id).cloned())
+    }
+
+    async fn abandon(
+        &self,
+        record: &RequestRecord,
+        _idempotency_key: Option<&str>,
+        error: JobError,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let id = &record.id;
+        match inner.records.get_mut(id) {
+            Some(stored) if stored.status == RequestStatus::Queued => {
+                Outcome::Failed(error).apply_to(stored, now);
+            }
+            _ => return Ok(false),
+        }
+        inner.finished.push_back((now, id.clone()));
+        if let Some(key) = inner.key_of.remove(id) {
+            inner.keys.remove(&key);
+        }
+        Ok(true)
     }
 
     async fn start(&self, id: &str, now: DateTime<Utc>) -> Result<Started, StoreError> {

@@ -113,6 +113,25 @@ impl ConnectionStore for MemoryConnectionStore {
         Ok(())
     }
 
+    async fn subscriptions(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let inner = self.lock();
+        let Some(connection) = inner.connections.get(connection_id) else {
+            return Ok(0);
+        };
+        let live = |request: &String| {
+            inner
+                .subscribers
+                .get(request)
+                .and_then(|subs| subs.get(connection_id))
+                .is_some_and(|expires_at| *expires_at > now)
+        };
+        Ok(connection.requests.iter().filter(|r| live(r)).count())
+    }
+
     async fn subscribers(
         &self,
         request_id: &str,

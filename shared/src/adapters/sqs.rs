@@ -342,6 +342,7 @@ mod tests {
         let message = JobMessage {
             request_id: "r1".into(),
             correlation_id: "c1".into(),
+            id_seed: None,
             job: Job::Report {
                 filter: FilterSpec {
                     search: "a\u{FFFF}b\u{FFFE}\u{7}é😀".into(),

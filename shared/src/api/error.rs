@@ -12,6 +12,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The caller may not do this (a scope it lacks, anonymous writes off,
+    /// an Origin the local server refuses).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// An idempotency key sent again with another body.
+    #[error("{0}")]
+    KeyReused(String),
     #[error("method {method} is not allowed here")]
     MethodNotAllowed { method: String, allow: &'static str },
     /// Something failed on our side; `correlation_id` is in the logs with
@@ -36,6 +45,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -47,6 +59,9 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::KeyReused(_) => "idempotency_key_reused",
             ApiError::Internal { .. } => "internal",
             ApiError::Unavailable { .. } => "unavailable",
         }

@@ -19,6 +19,7 @@ pub use error::ApiError;
 pub use params::{PeopleQuery, parse_query};
 pub use write::{PeopleWriter, handle_write, is_person_write};
 
+use crate::access::Caller;
 use crate::domain::{Person, ValueCount};
 use crate::jobs::{Enqueuer, SubmitError, submit};
 use crate::ports::RequestStore;
@@ -76,6 +77,21 @@ fn route_name(path: &str) -> &'static str {
     }
 }
 
+/// The caller of `req`: what the Lambda function or the local server put
+/// in its extensions (`Caller::from_http_authorizer`); none, anonymous.
+pub fn caller(req: &Request<Bytes>) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn may_read(req: &Request<Bytes>) -> Result<(), ApiError> {
+    caller(req)
+        .may_read()
+        .map_err(|e| ApiError::Forbidden(e.to_string()))
+}
+
 async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -83,10 +99,12 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
     match segments.as_slice() {
         ["people"] => {
             only_get(req)?;
+            may_read(req)?;
             people(api, query).await
         }
         ["people", id] if !id.is_empty() => {
             only_get(req)?;
+            may_read(req)?;
             let id = percent_decode_str(id)
                 .decode_utf8()
                 .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
@@ -98,6 +116,7 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
         }
         ["filters"] => {
             only_get(req)?;
+            may_read(req)?;
             let limit = params::filter_limit(&parse_query(query)?)?;
             let (nationalities, hobbies) = api.index.current().await.filter_options(limit);
             Ok(json_response(
@@ -109,11 +128,15 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
             ))
         }
         ["requests", id] if !id.is_empty() => {
+            // Either scope: a writer follows its imports. But only one's
+            // own requests: another caller's is as if it did not exist.
             only_get(req)?;
             let correlation_id = correlation_id(req);
             match api.requests.get(id).await {
-                Ok(Some(record)) => Ok(json_response(StatusCode::OK, &record)),
-                Ok(None) => Err(ApiError::NotFound(format!("no request has id {id:?}"))),
+                Ok(Some(record)) if caller(req).owns(record.owner.as_deref()) => {
+                    Ok(json_response(StatusCode::OK, &record))
+                }
+                Ok(_) => Err(ApiError::NotFound(format!("no request has id {id:?}"))),
                 Err(e) => {
                     tracing::error!(%correlation_id, error = ?e, "reading a request failed");
                     Err(ApiError::Unavailable { correlation_id })
@@ -155,7 +178,8 @@ async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    match submit(deps, req.body(), key.as_deref(), &correlation_id).await {
+    let caller = caller(&req);
+    match submit(deps, req.body(), &caller, key.as_deref(), &correlation_id).await {
         Ok(record) => json_response(
             StatusCode::ACCEPTED,
             &serde_json::json!({
@@ -170,6 +194,10 @@ async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
         }
         .into_response(),
         Err(e @ SubmitError::TooLarge) => ApiError::PayloadTooLarge(e.to_string()).into_response(),
+        Err(e @ SubmitError::Forbidden(_)) => ApiError::Forbidden(e.to_string()).into_response(),
+        Err(e @ SubmitError::KeyReused { .. }) => {
+            ApiError::KeyReused(e.to_string()).into_response()
+        }
         Err(e) => {
             tracing::error!(error = ?e, "submitting a request failed");
             ApiError::Unavailable { correlation_id }.into_response()
@@ -182,17 +210,11 @@ fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "Idempotency-Key must be 1 to 128 visible ASCII characters",
-        )
-    };
-    let text = value.to_str().map_err(|_| bad())?;
-    if text.is_empty() || text.len() > 128 || !text.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
+    let text = value.to_str().ok().filter(|t| crate::jobs::valid_key(t));
+    match text {
+        Some(text) => Ok(Some(text.to_owned())),
+        None => Err(ApiError::invalid("Idempotency-Key", crate::jobs::KEY_RULE)),
     }
-    Ok(Some(text.to_owned()))
 }
 
 /// The caller's `x-correlation-id`, else API Gateway's request id, else a new one.

@@ -28,6 +28,8 @@ pub struct PeopleWriter {
     /// response is sent. On Lambda, none: the query function's index
     /// follows the change feed.
     pub index: Option<Arc<LiveIndex>>,
+    /// May a caller without a token write (`ALLOW_ANONYMOUS_WRITES`)?
+    pub anonymous_writes: bool,
 }
 
 /// Whether `PUT` or `DELETE` on this path is a person route.
@@ -80,6 +82,9 @@ async fn write_route(
     writer: &PeopleWriter,
     req: &Request<Bytes>,
 ) -> Result<Response<Bytes>, WriteError> {
+    super::caller(req)
+        .may_write(writer.anonymous_writes)
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let path = req.uri().path();
     let Some(raw_id) = person_id_segment(path) else {
         return Err(ApiError::NotFound(format!("no route for {path}")).into());

@@ -7,14 +7,18 @@ use serde_json::Value;
 
 use super::model::{
     FilterSpec, Job, JobError, JobMessage, MAX_BODY_BYTES, MAX_DELETE_IDS, MAX_IMPORT_PEOPLE,
-    MAX_QUEUE_MESSAGE_BYTES, RequestRecord,
+    MAX_QUEUE_MESSAGE_BYTES, RequestRecord, fingerprint, scoped_key,
 };
-use crate::ports::{Created, JobQueue, Outcome, QueueError, RequestStore, StoreError};
+use crate::access::{Caller, Denied};
+use crate::ports::{Created, JobQueue, QueueError, RequestStore, StoreError};
 
 /// What submitting needs.
 pub struct Enqueuer {
     pub requests: Arc<dyn RequestStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// Callers without a token may import (`ALLOW_ANONYMOUS_WRITES`; the
+    /// local server's default, off on a stack unless asked for).
+    pub anonymous_writes: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,15 @@ pub enum SubmitError {
     Invalid { field: String, message: String },
     #[error("the request body is over {MAX_BODY_BYTES} bytes")]
     TooLarge,
+    /// The caller may not submit this kind of job.
+    #[error("{0}")]
+    Forbidden(#[from] Denied),
+    /// The idempotency key was used before, by this caller, with another
+    /// request body (the IETF Idempotency-Key draft's 422).
+    #[error(
+        "this Idempotency-Key was used with another request body (request {earlier}); use a new key for a new request"
+    )]
+    KeyReused { earlier: String },
     #[error("the request store is unavailable")]
     Store(#[from] StoreError),
     /// The record was written but the message could not be sent; the
@@ -162,17 +175,28 @@ pub(crate) fn check_filter(filter: &FilterSpec) -> Result<(), SubmitError> {
     Ok(())
 }
 
-/// Validates `body`, records the request as `queued` and queues it. With
-/// an `idempotency_key` used before, returns that request and queues nothing.
+/// Validates `body`, checks that `caller` may submit it, records the
+/// request as `queued`, owned by the caller, and queues it.
+///
+/// An `idempotency_key` is the caller's own: used before by the same
+/// caller with the same job, it returns that request and queues nothing;
+/// with another job, [`SubmitError::KeyReused`]. Another caller's key of
+/// the same text is another key.
 pub async fn submit(
     deps: &Enqueuer,
     body: &[u8],
+    caller: &Caller,
     idempotency_key: Option<&str>,
     correlation_id: &str,
 ) -> Result<RequestRecord, SubmitError> {
-    submit_then(deps, body, idempotency_key, correlation_id, |_| async {
-        Ok(())
-    })
+    submit_then(
+        deps,
+        body,
+        caller,
+        idempotency_key,
+        correlation_id,
+        |_| async { Ok(()) },
+    )
     .await
 }
 
@@ -180,10 +204,11 @@ pub async fn submit(
 /// recorded and before its message is sent, so before any worker can start
 /// it (the WebSocket `process` subscribes its connection there). When
 /// `before_send` fails, nothing is sent and the record is marked failed.
-#[tracing::instrument(skip(deps, body, before_send), fields(request_id))]
+#[tracing::instrument(skip(deps, body, caller, before_send), fields(request_id))]
 pub async fn submit_then<F, Fut>(
     deps: &Enqueuer,
     body: &[u8],
+    caller: &Caller,
     idempotency_key: Option<&str>,
     correlation_id: &str,
     before_send: F,
@@ -193,10 +218,15 @@ where
     Fut: std::future::Future<Output = Result<(), StoreError>>,
 {
     let job = parse_job(body)?;
+    caller.may_submit(job.kind(), deps.anonymous_writes)?;
     let id = uuid::Uuid::new_v4().to_string();
+    let fingerprint = fingerprint(&job);
+    let id_seed =
+        idempotency_key.map(|key| format!("{}/{fingerprint}", scoped_key(caller.owner(), key)));
     let message = JobMessage {
         request_id: id.clone(),
         correlation_id: correlation_id.to_owned(),
+        id_seed,
         job,
     };
     // Checked before anything is recorded: a message the queue would refuse
@@ -210,18 +240,46 @@ where
             ),
         ));
     }
-    let record = RequestRecord::queued(id, message.job.kind(), Utc::now());
+    let record = RequestRecord::queued(id, message.job.kind(), Utc::now())
+        .owned(caller.owner(), Some(fingerprint));
     let record = match deps.requests.create(&record, idempotency_key).await? {
         Created::New(record) => record,
-        Created::Existing(earlier) => return Ok(earlier),
+        Created::Existing(earlier) if earlier.fingerprint == record.fingerprint => {
+            return Ok(earlier);
+        }
+        Created::Existing(earlier) => {
+            return Err(SubmitError::KeyReused {
+                earlier: earlier.id,
+            });
+        }
     };
     tracing::Span::current().record("request_id", record.id.as_str());
     if let Err(e) = before_send(record.clone()).await {
-        never_queued(deps, &record).await;
+        never_queued(deps, &record, idempotency_key).await;
         return Err(e.into());
     }
     if let Err(e) = deps.queue.send(&message).await {
-        never_queued(deps, &record).await;
+        // The send may have failed after the message went out (its answer
+        // lost): only a request no worker has started is marked failed,
+        // and its key freed so that the same key can submit it again.
+        let failed = JobError {
+            code: "enqueue_failed".into(),
+            message: "the request could not be queued; submit it again".into(),
+        };
+        match deps
+            .requests
+            .abandon(&record, idempotency_key, failed, Utc::now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(request_id = %record.id, error = ?e, "the queue send reported a failure, but a worker already started the request: it was queued");
+                return Ok(record);
+            }
+            Err(store) => {
+                tracing::error!(request_id = %record.id, error = ?store, "queue send failed and the record could not be marked failed; it stays queued until its TTL");
+            }
+        }
         return Err(e.into());
     }
     tracing::info!(request_id = %record.id, kind = ?record.kind, "request queued");
@@ -230,12 +288,16 @@ where
 
 /// Nothing will ever process `record`: say so in it rather than leave it
 /// `queued` forever.
-async fn never_queued(deps: &Enqueuer, record: &RequestRecord) {
-    let failed = Outcome::Failed(JobError {
+async fn never_queued(deps: &Enqueuer, record: &RequestRecord, idempotency_key: Option<&str>) {
+    let failed = JobError {
         code: "enqueue_failed".into(),
         message: "the request could not be queued; submit it again".into(),
-    });
-    if let Err(store) = deps.requests.finish(&record.id, failed, Utc::now()).await {
+    };
+    if let Err(store) = deps
+        .requests
+        .abandon(record, idempotency_key, failed, Utc::now())
+        .await
+    {
         tracing::error!(request_id = %record.id, error = ?store, "the request was not queued and its record could not be marked failed; it stays queued until its TTL");
     }
 }

@@ -61,6 +61,14 @@ pub struct RequestRecord {
     pub error: Option<JobError>,
     /// Times a worker started it (more than 1 after a redelivery).
     pub attempts: u32,
+    /// The `sub` of the caller who submitted it (none: anonymous). Only
+    /// its owner sees it; not part of what the API shows.
+    #[serde(skip)]
+    pub owner: Option<String>,
+    /// [`fingerprint`] of the submitted job: an idempotency key sent again
+    /// with another body is refused by comparing it.
+    #[serde(skip)]
+    pub fingerprint: Option<String>,
 }
 
 impl RequestRecord {
@@ -75,8 +83,56 @@ impl RequestRecord {
             result: None,
             error: None,
             attempts: 0,
+            owner: None,
+            fingerprint: None,
         }
     }
+
+    /// The same request, belonging to `owner`, with the job's fingerprint.
+    pub fn owned(mut self, owner: Option<&str>, fingerprint: Option<String>) -> Self {
+        self.owner = owner.map(str::to_owned);
+        self.fingerprint = fingerprint;
+        self
+    }
+}
+
+/// A hash of what a job asks for (SHA-256, hex): the same for the same
+/// job however its JSON was spaced or its keys ordered (`serde_json`
+/// without `preserve_order` writes object keys sorted; a test holds it).
+pub fn fingerprint(job: &Job) -> String {
+    use sha2::Digest;
+    let canonical = serde_json::to_vec(job).expect("jobs serialize");
+    hex(&sha2::Sha256::digest(canonical))
+}
+
+/// What an idempotency key may be (the `Idempotency-Key` header, the
+/// `idempotency_key` of a WebSocket `process` frame).
+pub const KEY_RULE: &str = "an idempotency key must be 1 to 128 visible ASCII characters";
+
+pub fn valid_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// An idempotency key as the stores keep it: scoped to its owner, so that
+/// two callers never share one. The owner is hashed (bounded length, and
+/// no separator inside a `sub` can make two owners collide).
+pub fn scoped_key(owner: Option<&str>, key: &str) -> String {
+    use sha2::Digest;
+    match owner {
+        None => format!("anonymous/{key}"),
+        Some(sub) => {
+            let digest = sha2::Sha256::digest(sub.as_bytes());
+            format!("user:{}/{key}", hex(&digest[..16]))
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The filter of a report, as a client writes it (same semantics as the
@@ -133,6 +189,13 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 pub struct JobMessage {
     pub request_id: String,
     pub correlation_id: String,
+    /// What the ids of imported people without one derive from: the
+    /// caller's scoped idempotency key and the job's fingerprint when the
+    /// request had a key (so a resubmission with the same key and body
+    /// reproduces them, even as a new request after the first expired or
+    /// could not be queued), else the request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_seed: Option<String>,
     #[serde(flatten)]
     pub job: Job,
 }

@@ -265,7 +265,10 @@ async fn run(
                 Outcome::Completed(serde_json::to_value(report).expect("reports serialize"))
             }
         },
-        Job::Import { people } => Outcome::Completed(import(worker, id, people, deadline).await?),
+        Job::Import { people } => {
+            let seed = message.id_seed.as_deref().unwrap_or(id);
+            Outcome::Completed(import(worker, id, seed, people, deadline).await?)
+        }
         Job::Delete { ids } => Outcome::Completed(delete(worker, ids, deadline).await?),
     };
     let processed = match &outcome {
@@ -289,16 +292,19 @@ async fn run(
     Ok(processed)
 }
 
+/// Writes the valid people of an import. `id_seed` names the ids of the
+/// people without one (see `JobMessage::id_seed`).
 async fn import(
     worker: &Worker,
     request_id: &str,
+    id_seed: &str,
     people: &[Value],
     deadline: Option<Instant>,
 ) -> Result<Value, ProcessError> {
     let mut accepted: Vec<Person> = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
     for (index, value) in people.iter().enumerate() {
-        match person(request_id, index, value) {
+        match person(id_seed, index, value) {
             Ok(p) if accepted.iter().any(|a| a.id == p.id) => rejected.push(Rejected {
                 index,
                 reason: format!("id {:?} appears earlier in this import", p.id),
@@ -333,11 +339,15 @@ async fn import(
         }
     }
     // Searchable right after: this instance's index catches up now; other
-    // instances follow the change feed within their refresh interval. A
-    // refresh cut off by the timeout would leave the request `processing`
+    // instances follow the change feed within their refresh interval. The
+    // people are written: a refresh that fails now must not fail the
+    // import (its client would submit it again), the feed brings them in.
+    // A refresh cut off by the timeout would leave the request `processing`
     // until the next delivery, so it is not started without time for it.
     time_left(deadline)?;
-    worker.people.index.refresh().await?;
+    if let Err(e) = worker.people.index.refresh().await {
+        tracing::warn!(error = ?e, "people written, but the index refresh failed; the next refresh brings them in");
+    }
     Ok(json!({ "accepted": accepted.len(), "rejected": rejected }))
 }
 
@@ -367,20 +377,25 @@ async fn delete(
             });
         }
     }
-    // Gone from search right after, as with an import.
-    worker.people.index.refresh().await?;
+    // Gone from search right after, as with an import; a failed refresh
+    // does not fail the delete (the feed brings it in).
+    time_left(deadline)?;
+    if let Err(e) = worker.people.index.refresh().await {
+        tracing::warn!(error = ?e, "people deleted, but the index refresh failed; the next refresh brings it in");
+    }
     Ok(json!({ "deleted": distinct.len() }))
 }
 
-/// A person of an import. Without an id, the id is derived from the request
-/// and the position, so a redelivery writes the same person again.
-fn person(request_id: &str, index: usize, value: &Value) -> Result<Person, String> {
+/// A person of an import. Without an id, the id is derived from `id_seed`
+/// and the position, so a redelivery (and a resubmission with the same
+/// idempotency key) writes the same person again.
+fn person(id_seed: &str, index: usize, value: &Value) -> Result<Person, String> {
     let mut value = value.clone();
     let Value::Object(object) = &mut value else {
         return Err("a person must be a JSON object".into());
     };
     if !object.contains_key("id") {
-        let name = format!("{request_id}/{index}");
+        let name = format!("{id_seed}/{index}");
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes());
         object.insert("id".into(), Value::String(id.to_string()));
     }

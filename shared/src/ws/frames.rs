@@ -12,11 +12,14 @@ use crate::jobs::{JobError, RequestRecord, RequestStatus};
 pub enum ClientFrame {
     /// `{"action": "subscribe", "request_id": "..."}`
     Subscribe { request_id: String },
-    /// `{"action": "process", "request": {...}, "client_ref": "..."?}`;
-    /// `request` is a `POST /requests` body, checked when it is submitted.
+    /// `{"action": "process", "request": {...}, "client_ref": "..."?,
+    /// "idempotency_key": "..."?}`; `request` is a `POST /requests` body,
+    /// checked when it is submitted; `idempotency_key` means what the
+    /// `Idempotency-Key` header of `POST /requests` means.
     Process {
         request: Value,
         client_ref: Option<String>,
+        idempotency_key: Option<String>,
     },
 }
 
@@ -107,10 +110,23 @@ pub fn parse_frame(body: Option<&str>, is_base64: bool) -> Result<ClientFrame, F
             ClientFrame::Subscribe { request_id }
         }
         "process" => match object.remove("request") {
-            Some(request @ Value::Object(_)) => ClientFrame::Process {
-                request,
-                client_ref: client_ref.clone(),
-            },
+            Some(request @ Value::Object(_)) => {
+                let idempotency_key = match object.remove("idempotency_key") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(key)) if crate::jobs::valid_key(&key) => Some(key),
+                    Some(_) => {
+                        return Err(with_ref(
+                            FrameError::new("invalid_field", crate::jobs::KEY_RULE)
+                                .field("idempotency_key"),
+                        ));
+                    }
+                };
+                ClientFrame::Process {
+                    request,
+                    client_ref: client_ref.clone(),
+                    idempotency_key,
+                }
+            }
             Some(_) => {
                 return Err(with_ref(
                     FrameError::new("invalid_field", "request must be a JSON object")
@@ -307,7 +323,19 @@ mod tests {
             ),
             Ok(ClientFrame::Process {
                 request: json!({"kind": "report"}),
-                client_ref: Some("c-7".into())
+                client_ref: Some("c-7".into()),
+                idempotency_key: None,
+            })
+        );
+        assert_eq!(
+            parse_frame(
+                Some(r#"{"action":"process","request":{"kind":"report"},"idempotency_key":"k-1"}"#),
+                false
+            ),
+            Ok(ClientFrame::Process {
+                request: json!({"kind": "report"}),
+                client_ref: None,
+                idempotency_key: Some("k-1".into()),
             })
         );
     }
@@ -335,6 +363,14 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"action":"process","request":{},"client_ref":5}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"process","request":{},"idempotency_key":""}"#),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(r#"{"action":"subscribe","request_id":"r","idempotency_key":"k"}"#),
             "invalid_field"
         );
         let big = format!(

@@ -7,7 +7,11 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use chrono::Utc;
 
-use super::{ClientFrame, Delivery, FrameError, Pusher, ServerMessage, parse_frame};
+use super::{
+    ClientFrame, Delivery, FrameError, MAX_FOLLOWERS_PER_REQUEST, MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    Pusher, ServerMessage, parse_frame,
+};
+use crate::access::Caller;
 use crate::jobs::{Enqueuer, SubmitError, submit_then};
 use crate::ports::StoreError;
 
@@ -69,8 +73,11 @@ pub async fn handle(
             status(200)
         }
         _ => {
+            // Who opened the connection: the `$connect` authorizer's
+            // context, which API Gateway passes with every frame.
+            let caller = Caller::from_ws_authorizer(&context.authorizer.fields);
             let frame = parse_frame(event.body.as_deref(), event.is_base64_encoded);
-            on_frame(api, connection_id, frame, &correlation_id).await;
+            on_frame(api, &caller, connection_id, frame, &correlation_id).await;
             status(200)
         }
     }
@@ -78,6 +85,7 @@ pub async fn handle(
 
 async fn on_frame(
     api: &WsApi,
+    caller: &Caller,
     connection_id: &str,
     frame: Result<ClientFrame, FrameError>,
     correlation_id: &str,
@@ -88,17 +96,22 @@ async fn on_frame(
             tracing::info!(code = e.code, message = %e.message, "bad frame");
             Err(e)
         }
-        Ok(ClientFrame::Subscribe { request_id }) => subscribe(api, connection_id, &request_id)
-            .await
-            .map_err(|e| e.into_frame_error(None, Some(&request_id), correlation_id)),
+        Ok(ClientFrame::Subscribe { request_id }) => {
+            subscribe(api, caller, connection_id, &request_id)
+                .await
+                .map_err(|e| e.into_frame_error(None, Some(&request_id), correlation_id))
+        }
         Ok(ClientFrame::Process {
             request,
             client_ref,
+            idempotency_key,
         }) => process(
             api,
+            caller,
             connection_id,
             &request,
             client_ref.as_deref(),
+            idempotency_key.as_deref(),
             correlation_id,
         )
         .await
@@ -112,31 +125,39 @@ async fn on_frame(
     }
 }
 
-/// `process`: submits the request as `POST /requests` would, subscribes
-/// the connection to it and answers `accepted`, both before its message is
+/// `process`: submits the request as `POST /requests` would (the same
+/// scopes, the same meaning of an idempotency key), subscribes the
+/// connection to it and answers `accepted`, both before its message is
 /// sent: so no worker can start it before the connection follows it, and
 /// every status and the result reach the connection through the worker's
 /// pushes (which are retried by redelivery when they fail), after
-/// `accepted`.
+/// `accepted`. A connection at its cap of subscriptions submits nothing.
 async fn process(
     api: &WsApi,
+    caller: &Caller,
     connection_id: &str,
     request: &serde_json::Value,
     client_ref: Option<&str>,
+    idempotency_key: Option<&str>,
     correlation_id: &str,
 ) -> Result<(), Failure> {
+    connection_cap(api, connection_id).await?;
     let body = serde_json::to_vec(request).expect("JSON values serialize");
     let pusher = &api.pusher;
+    let subscribed = std::sync::atomic::AtomicBool::new(false);
+    let flag = &subscribed;
     let record = submit_then(
         &api.enqueuer,
         &body,
-        None,
+        caller,
+        idempotency_key,
         correlation_id,
         |record| async move {
             pusher
                 .connections
                 .subscribe(connection_id, &record.id, Utc::now())
                 .await?;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
             let accepted = ServerMessage::Accepted {
                 id: &record.id,
                 status: record.status,
@@ -149,13 +170,84 @@ async fn process(
     .await
     .map_err(Failure::Submit)?;
     tracing::info!(request_id = %record.id, "accepted over the WebSocket");
+    if !subscribed.load(std::sync::atomic::Ordering::Relaxed) {
+        // The idempotency key named an earlier request: nothing was sent,
+        // so answer for it and follow it now (its result at once if it is
+        // finished).
+        let accepted = ServerMessage::Accepted {
+            id: &record.id,
+            status: record.status,
+            client_ref,
+        };
+        retrying(|| pusher.send(connection_id, &accepted)).await;
+        return follow(api, connection_id, &record.id, false).await;
+    }
+    Ok(())
+}
+
+/// `subscribe`: only to one's own request (another caller's is "not
+/// found", as over HTTP), and within the caps: a connection follows at
+/// most [`MAX_SUBSCRIPTIONS_PER_CONNECTION`] requests, a request is
+/// followed by at most [`MAX_FOLLOWERS_PER_REQUEST`] connections.
+async fn subscribe(
+    api: &WsApi,
+    caller: &Caller,
+    connection_id: &str,
+    request_id: &str,
+) -> Result<(), Failure> {
+    let requests = &api.enqueuer.requests;
+    match requests.get(request_id).await.map_err(Failure::Store)? {
+        Some(record) if caller.owns(record.owner.as_deref()) => {}
+        _ => return Err(Failure::NotFound),
+    }
+    let followers = api
+        .pusher
+        .connections
+        .subscribers(request_id, Utc::now())
+        .await
+        .map_err(Failure::Store)?;
+    if !followers.iter().any(|c| c == connection_id) {
+        if followers.len() >= MAX_FOLLOWERS_PER_REQUEST {
+            return Err(Failure::Limit(FrameError::new(
+                "too_many_followers",
+                format!(
+                    "this request is followed by {MAX_FOLLOWERS_PER_REQUEST} connections, the most there may be"
+                ),
+            )));
+        }
+        connection_cap(api, connection_id).await?;
+    }
+    follow(api, connection_id, request_id, true).await
+}
+
+/// Refuses a connection that follows as many requests as it may.
+async fn connection_cap(api: &WsApi, connection_id: &str) -> Result<(), Failure> {
+    let held = api
+        .pusher
+        .connections
+        .subscriptions(connection_id, Utc::now())
+        .await
+        .map_err(Failure::Store)?;
+    if held >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        return Err(Failure::Limit(FrameError::new(
+            "too_many_subscriptions",
+            format!(
+                "this connection follows {MAX_SUBSCRIPTIONS_PER_CONNECTION} requests, the most it may; open another connection or wait for results"
+            ),
+        )));
+    }
     Ok(())
 }
 
 /// Subscribes, then reads the request (this order is what makes a missed
 /// result impossible; see the module docs), then pushes its result at
 /// once if it already finished.
-async fn subscribe(api: &WsApi, connection_id: &str, request_id: &str) -> Result<(), Failure> {
+async fn follow(
+    api: &WsApi,
+    connection_id: &str,
+    request_id: &str,
+    confirm: bool,
+) -> Result<(), Failure> {
     let pusher = &api.pusher;
     pusher
         .connections
@@ -178,15 +270,17 @@ async fn subscribe(api: &WsApi, connection_id: &str, request_id: &str) -> Result
         }
         return Err(Failure::NotFound);
     };
-    pusher
-        .send(
-            connection_id,
-            &ServerMessage::Subscribed {
-                request_id,
-                status: record.status,
-            },
-        )
-        .await;
+    if confirm {
+        pusher
+            .send(
+                connection_id,
+                &ServerMessage::Subscribed {
+                    request_id,
+                    status: record.status,
+                },
+            )
+            .await;
+    }
     if record.status.is_final() {
         // No worker will push this one again: a push that failed for now
         // is tried again here, a few times, before the client is left to
@@ -228,6 +322,8 @@ enum Failure {
     Submit(SubmitError),
     Store(StoreError),
     NotFound,
+    /// A cap was reached: the error frame to send.
+    Limit(FrameError),
 }
 
 impl Failure {
@@ -255,6 +351,14 @@ impl Failure {
                 field: Some("request".into()),
                 ..FrameError::new("too_large", e.to_string())
             },
+            Failure::Submit(e @ SubmitError::Forbidden(_)) => {
+                FrameError::new("forbidden", e.to_string())
+            }
+            Failure::Submit(e @ SubmitError::KeyReused { .. }) => FrameError {
+                field: Some("idempotency_key".into()),
+                ..FrameError::new("idempotency_key_reused", e.to_string())
+            },
+            Failure::Limit(e) => e,
             Failure::Submit(e) => ours("unavailable", &e),
             Failure::Store(e) => ours("unavailable", &e),
             Failure::NotFound => FrameError {

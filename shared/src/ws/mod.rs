@@ -27,6 +27,19 @@ pub use push::{Delivery, PushReport, Pusher};
 /// (its "message payload size" quota).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
+/// Requests one connection may follow at once (`subscribe` and `process`
+/// past it get a `too_many_subscriptions` error frame).
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+
+/// Connections that may follow one request (`subscribe` past it gets a
+/// `too_many_followers` error frame).
+pub const MAX_FOLLOWERS_PER_REQUEST: usize = 100;
+
+/// How long the pushes of one message to all followers of a request may
+/// take; what is not delivered by then is logged as failed (the request
+/// store keeps the result for `GET /requests/{id}`).
+pub const FANOUT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The longest `client_ref` a client may attach to a `process` frame.
 pub const MAX_CLIENT_REF_CHARS: usize = 256;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 
-use super::{MAX_MESSAGE_BYTES, Progress, ServerMessage};
+use super::{FANOUT_TIME_LIMIT, MAX_MESSAGE_BYTES, Progress, ServerMessage};
 use crate::jobs::{RequestRecord, RequestStatus};
 use crate::ports::{ConnectionStore, Notifier, NotifyError};
 use crate::telemetry::{GONE_CONNECTIONS, PUSHES};
@@ -124,32 +124,48 @@ impl Pusher {
         };
         // Only a final result comes with a fallback notice.
         let last = if_too_large.is_some();
-        let deliveries: Vec<Delivery> =
-            futures::stream::iter(subscribers)
-                .map(|connection_id| async move {
-                    let delivery = self.deliver(&connection_id, data, if_too_large).await;
-                    if last && delivery == Delivery::Delivered {
-                        // Nothing more will come for this request: the
-                        // subscription has served its purpose.
-                        if let Err(e) = self.connections.unsubscribe(&connection_id, request_id).await {
-                            // Harmless for the client (a later delivery may push
-                            // the result again), but a denied delete is a
-                            // misconfiguration someone must see.
-                            tracing::warn!(connection_id, error = ?e, "could not remove a finished subscription; its TTL will");
-                        }
+        let total = subscribers.len();
+        let mut deliveries = futures::stream::iter(subscribers)
+            .map(|connection_id| async move {
+                let delivery = self.deliver(&connection_id, data, if_too_large).await;
+                if last && delivery == Delivery::Delivered {
+                    // Nothing more will come for this request: the
+                    // subscription has served its purpose.
+                    if let Err(e) = self.connections.unsubscribe(&connection_id, request_id).await {
+                        // Harmless for the client (a later delivery may push
+                        // the result again), but a denied delete is a
+                        // misconfiguration someone must see.
+                        tracing::warn!(connection_id, error = ?e, "could not remove a finished subscription; its TTL will");
                     }
-                    delivery
-                })
-                .buffer_unordered(PUSH_CONCURRENCY)
-                .collect()
-                .await;
+                }
+                delivery
+            })
+            .buffer_unordered(PUSH_CONCURRENCY);
+        // Bounded in time: a slow connection must not hold the worker (and
+        // the next messages of its batch) for long.
+        let deadline = tokio::time::Instant::now() + FANOUT_TIME_LIMIT;
         let mut report = PushReport::default();
-        for d in deliveries {
-            match d {
-                Delivery::Delivered => report.delivered += 1,
-                Delivery::Gone => report.gone += 1,
-                Delivery::Unavailable => report.unavailable += 1,
-                Delivery::Failed => report.failed += 1,
+        loop {
+            match tokio::time::timeout_at(deadline, deliveries.next()).await {
+                Ok(Some(Delivery::Delivered)) => report.delivered += 1,
+                Ok(Some(Delivery::Gone)) => report.gone += 1,
+                Ok(Some(Delivery::Unavailable)) => report.unavailable += 1,
+                Ok(Some(Delivery::Failed)) => report.failed += 1,
+                Ok(None) => break,
+                Err(_) => {
+                    // Not delivered for now, as a push that failed for now:
+                    // the caller's redelivery tries them again.
+                    let left =
+                        total - report.delivered - report.gone - report.unavailable - report.failed;
+                    report.unavailable += left;
+                    metrics::counter!(PUSHES, "outcome" => "timed_out").increment(left as u64);
+                    tracing::warn!(
+                        request_id,
+                        left,
+                        "pushes still running after {FANOUT_TIME_LIMIT:?}; left for a redelivery"
+                    );
+                    break;
+                }
             }
         }
         tracing::info!(

@@ -93,6 +93,9 @@ impl ConnectionStore for Shuffled {
     async fn unsubscribe(&self, c: &str, r: &str) -> Result<(), StoreError> {
         self.0.unsubscribe(c, r).await
     }
+    async fn subscriptions(&self, c: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        ConnectionStore::subscriptions(&self.0, c, now).await
+    }
     async fn subscribers(&self, r: &str, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
         shuffle().await;
         let found = self.0.subscribers(r, now).await;
@@ -153,6 +156,7 @@ async fn fixture_on(queue: Arc<MemoryQueue>) -> Fixture {
         enqueuer: Enqueuer {
             requests: faulty_requests,
             queue: queue.clone(),
+            anonymous_writes: true,
         },
     });
     Fixture {
@@ -194,6 +198,7 @@ async fn queued(f: &Fixture, id: &str) -> String {
     serde_json::to_string(&JobMessage {
         request_id: id.to_owned(),
         correlation_id: "c".into(),
+        id_seed: None,
         job: Job::Report {
             filter: FilterSpec::default(),
         },
@@ -548,4 +553,258 @@ async fn a_request_ended_by_the_sweeper_is_pushed_to_its_subscribers() {
         .expect("the failure is pushed");
     assert_eq!(result["status"], "failed");
     assert_eq!(result["error"]["code"], "timed_out");
+}
+
+/// An event of a connection opened with a token of `sub` and `scope`, as
+/// API Gateway passes the `$connect` authorizer's context.
+fn event_as(
+    route: &str,
+    connection_id: &str,
+    body: Value,
+    sub: &str,
+    scope: &str,
+) -> ApiGatewayWebsocketProxyRequest {
+    let mut event = event(route, connection_id, Some(body));
+    event.request_context.authorizer.fields =
+        serde_json::from_value(json!({"principalId": sub, "sub": sub, "scope": scope})).unwrap();
+    event
+}
+
+fn import_frame() -> Value {
+    json!({"action": "process", "request": {"kind": "import", "people": [
+        {"first_name": "Ada", "last_name": "Lovelace", "nationality": "British", "hobbies": []}
+    ]}})
+}
+
+#[tokio::test]
+async fn a_process_of_an_import_needs_the_write_scope() {
+    let f = fixture().await;
+    // GIVEN a connection whose token may read only
+    handle(
+        &f.api,
+        event_as("process", "reader", import_frame(), "u1", "people:read"),
+    )
+    .await;
+    // THEN its import is refused, and nothing is recorded
+    let reply = f.recorder.to("reader").pop().unwrap();
+    assert_eq!(reply["code"], "forbidden", "{reply}");
+    assert!(f.requests.is_empty());
+    // ... while its report is accepted
+    let report = json!({"action": "process", "request": {"kind": "report"}});
+    handle(
+        &f.api,
+        event_as("process", "reader", report, "u1", "people:read"),
+    )
+    .await;
+    assert_eq!(f.recorder.to("reader").last().unwrap()["type"], "accepted");
+    // AND a token with people:write imports
+    handle(
+        &f.api,
+        event_as("process", "writer", import_frame(), "u2", "people:write"),
+    )
+    .await;
+    assert_eq!(f.recorder.to("writer")[0]["type"], "accepted");
+}
+
+#[tokio::test]
+async fn anonymous_imports_over_the_websocket_follow_the_setting() {
+    let mut f = fixture().await;
+    Arc::get_mut(&mut f.api).unwrap().enqueuer.anonymous_writes = false;
+    handle(&f.api, event("process", "anon", Some(import_frame()))).await;
+    assert_eq!(f.recorder.to("anon").pop().unwrap()["code"], "forbidden");
+    assert!(f.requests.is_empty());
+}
+
+#[tokio::test]
+async fn another_callers_request_cannot_be_subscribed_to() {
+    let f = fixture().await;
+    // GIVEN a request of user u1
+    handle(
+        &f.api,
+        event_as("process", "c-u1", import_frame(), "u1", "people:write"),
+    )
+    .await;
+    let id = f.recorder.to("c-u1")[0]["id"].as_str().unwrap().to_owned();
+    // WHEN user u2, or an anonymous connection, subscribes to it
+    let frame = json!({"action": "subscribe", "request_id": id});
+    handle(
+        &f.api,
+        event_as(
+            "subscribe",
+            "c-u2",
+            frame.clone(),
+            "u2",
+            "people:read people:write",
+        ),
+    )
+    .await;
+    handle(&f.api, event("subscribe", "c-anon", Some(frame.clone()))).await;
+    // THEN it is "not found", as an unknown id, and they follow nothing
+    for c in ["c-u2", "c-anon"] {
+        let reply = f.recorder.to(c).pop().unwrap();
+        assert_eq!(
+            (reply["type"].as_str(), reply["code"].as_str()),
+            (Some("error"), Some("not_found")),
+            "{reply}"
+        );
+        assert_eq!(
+            ConnectionStore::subscriptions(&f.connections.0, c, Utc::now())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    // ... while u1 on another connection subscribes
+    handle(
+        &f.api,
+        event_as("subscribe", "c-u1-b", frame, "u1", "people:read"),
+    )
+    .await;
+    assert_eq!(f.recorder.to("c-u1-b")[0]["type"], "subscribed");
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_and_followers_per_request_are_capped() {
+    use super::{MAX_FOLLOWERS_PER_REQUEST, MAX_SUBSCRIPTIONS_PER_CONNECTION};
+    let f = fixture().await;
+    // GIVEN a connection that follows as many requests as it may
+    for i in 0..=MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        queued(&f, &format!("capped-{i}")).await;
+    }
+    for i in 0..MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        subscribe(&f, "busy", &format!("capped-{i}")).await;
+    }
+    assert!(
+        f.recorder
+            .to("busy")
+            .iter()
+            .all(|m| m["type"] == "subscribed")
+    );
+    // WHEN it subscribes to one more, or processes one more
+    subscribe(
+        &f,
+        "busy",
+        &format!("capped-{MAX_SUBSCRIPTIONS_PER_CONNECTION}"),
+    )
+    .await;
+    let reply = f.recorder.to("busy").pop().unwrap();
+    assert_eq!(reply["code"], "too_many_subscriptions", "{reply}");
+    let report = json!({"action": "process", "request": {"kind": "report"}});
+    handle(&f.api, event("process", "busy", Some(report))).await;
+    assert_eq!(
+        f.recorder.to("busy").pop().unwrap()["code"],
+        "too_many_subscriptions"
+    );
+    assert_eq!(
+        f.requests.len(),
+        MAX_SUBSCRIPTIONS_PER_CONNECTION + 1,
+        "nothing submitted"
+    );
+    // ... while subscribing again to one it follows is fine
+    subscribe(&f, "busy", "capped-0").await;
+    assert_eq!(f.recorder.to("busy").pop().unwrap()["type"], "subscribed");
+
+    // GIVEN a request with as many followers as it may have
+    queued(&f, "popular").await;
+    for i in 0..MAX_FOLLOWERS_PER_REQUEST {
+        subscribe(&f, &format!("fan-{i}"), "popular").await;
+    }
+    // WHEN one more connection subscribes THEN it is refused
+    subscribe(&f, "one-too-many", "popular").await;
+    let reply = f.recorder.to("one-too-many").pop().unwrap();
+    assert_eq!(reply["code"], "too_many_followers", "{reply}");
+    assert_eq!(
+        f.connections
+            .subscribers("popular", Utc::now())
+            .await
+            .unwrap()
+            .len(),
+        MAX_FOLLOWERS_PER_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn a_process_frame_key_means_what_the_idempotency_key_header_means() {
+    let f = fixture().await;
+    let frame = |search: &str| {
+        json!({"action": "process", "idempotency_key": "ws-key-1",
+               "request": {"kind": "report", "filter": {"search": search}}})
+    };
+    // The same key and body: the same request.
+    handle(
+        &f.api,
+        event_as("process", "c1", frame("jo"), "u1", "people:read"),
+    )
+    .await;
+    handle(
+        &f.api,
+        event_as("process", "c1", frame("jo"), "u1", "people:read"),
+    )
+    .await;
+    let accepted: Vec<Value> = f
+        .recorder
+        .to("c1")
+        .into_iter()
+        .filter(|m| m["type"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(accepted[0]["id"], accepted[1]["id"]);
+    // Another body under the key: refused, as 422 over HTTP.
+    handle(
+        &f.api,
+        event_as("process", "c1", frame("ann"), "u1", "people:read"),
+    )
+    .await;
+    let reply = f.recorder.to("c1").pop().unwrap();
+    assert_eq!(reply["code"], "idempotency_key_reused", "{reply}");
+    // Another caller's same key is its own.
+    handle(
+        &f.api,
+        event_as("process", "c2", frame("ann"), "u2", "people:read"),
+    )
+    .await;
+    let theirs = f.recorder.to("c2")[0].clone();
+    assert_eq!(theirs["type"], "accepted");
+    assert_ne!(theirs["id"], accepted[0]["id"]);
+    assert_eq!(f.requests.len(), 2);
+}
+
+/// A notifier whose posts to `stuck` never answer.
+struct Stuck(Recorder);
+
+#[async_trait]
+impl Notifier for Stuck {
+    async fn post(&self, connection_id: &str, data: &[u8]) -> Result<(), NotifyError> {
+        if connection_id == "stuck" {
+            std::future::pending::<()>().await;
+        }
+        self.0.post(connection_id, data).await
+    }
+}
+
+#[tokio::test]
+async fn the_fan_out_of_a_result_is_bounded_in_time() {
+    let connections = Arc::new(MemoryConnectionStore::new());
+    let notifier = Arc::new(Stuck(Recorder::default()));
+    let pusher = Pusher {
+        connections: connections.clone(),
+        notifier: notifier.clone(),
+    };
+    let mut record = RequestRecord::queued("slow".into(), JobKind::Report, Utc::now());
+    record.status = crate::jobs::RequestStatus::Completed;
+    for c in ["a", "stuck", "b"] {
+        connections.subscribe(c, "slow", Utc::now()).await.unwrap();
+    }
+    // A connection that never answers does not hold the push forever: it
+    // ends after FANOUT_TIME_LIMIT, the others delivered, the stuck one
+    // counted failed.
+    let report = tokio::time::timeout(
+        super::FANOUT_TIME_LIMIT * 4,
+        pusher.result_to_subscribers(&record),
+    )
+    .await
+    .expect("the fan-out ends by itself");
+    assert_eq!((report.delivered, report.unavailable), (2, 1), "{report:?}");
+    assert_eq!(notifier.0.to("a").len(), 1);
+    assert_eq!(notifier.0.to("b").len(), 1);
 }
