@@ -4,6 +4,9 @@
 #   scripts/bench.sh http       the kit's sequential one-connection benchmark, over HTTP
 #   scripts/bench.sh load       wrk, 64 connections, the query mix, against the local server
 #   scripts/bench.sh jobs       report latency (POST to completed) and import throughput through jobs
+#   scripts/bench.sh live       criterion: writes into the live index, merges, queries during a merge
+#   scripts/bench.sh writes     wrk query mix with and without a steady writer; import of 5 POST to
+#                               searchable; 20 imports of 1,000 at once (needs wrk)
 #   scripts/bench.sh ws         10,000 WebSocket clients; push latency, in process and through
 #                               the Management API (the built-in 100k people; no data file)
 # The data file is made once under target/bench-data.
@@ -39,6 +42,17 @@ start_server() {
 case "${1:-engine}" in
 engine)
     BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p shared --bench queries -- "${@:2}"
+    ;;
+live)
+    BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p shared --bench live -- "${@:2}"
+    ;;
+writes)
+    command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+    start_server
+    python3 scripts/wrk_paths.py "$kit/queries.jsonl" > target/bench-data/paths.txt
+    python3 scripts/bench_writes.py --base "$base" --paths target/bench-data/paths.txt \
+        --duration "${DURATION:-20}"
+    grep VmRSS "/proc/$server_pid/status"
     ;;
 http)
     start_server

@@ -944,3 +944,68 @@ async fn a_writer_minutes_behind_is_seen_by_warm_readers() {
         1
     );
 }
+
+/// A memory store whose tombstones have expired: its feed drops them, and
+/// it says tombstones live only a moment.
+struct ExpiredTombstones(MemoryPeopleStore);
+
+#[async_trait::async_trait]
+impl PeopleStore for ExpiredTombstones {
+    async fn get(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        self.0.get(id).await
+    }
+    async fn put_batch(&self, people: &[Person]) -> Result<shared::ports::WriteReport, StoreError> {
+        self.0.put_batch(people).await
+    }
+    async fn delete_batch(&self, ids: &[String]) -> Result<shared::ports::WriteReport, StoreError> {
+        self.0.delete_batch(ids).await
+    }
+    async fn scan(
+        &self,
+        segment: u32,
+        segments: u32,
+        start: Option<String>,
+    ) -> Result<shared::ports::ScanPage, StoreError> {
+        self.0.scan(segment, segments, start).await
+    }
+    async fn latest_version(&self) -> Result<u64, StoreError> {
+        self.0.latest_version().await
+    }
+    async fn changes_since(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<shared::ports::Changes, StoreError> {
+        let mut changes = self.0.changes_since(since, limit).await?;
+        changes.changes.retain(|c| matches!(c, Change::Put(_)));
+        Ok(changes)
+    }
+    fn tombstone_lifetime(&self) -> Option<Duration> {
+        Some(Duration::from_millis(1))
+    }
+}
+
+/// A reader that has not read the feed for longer than a tombstone lives
+/// rebuilds from a scan instead of catching up, so a delete whose
+/// tombstone expired is not missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_older_than_a_tombstone_rebuilds_instead_of_missing_deletes() {
+    use shared::search::{LiveIndex, build_from_store};
+    let store = Arc::new(ExpiredTombstones(MemoryPeopleStore::new()));
+    store.put_batch(&numbered("x", 50)).await.unwrap();
+    let (engine, version) = build_from_store(store.as_ref(), 2, &|_| {}).await.unwrap();
+    let index = Arc::new(LiveIndex::following(
+        engine,
+        store.clone(),
+        version,
+        Duration::ZERO,
+        shared::search::Refresh::Background,
+    ));
+    store.delete_batch(&["x00007".into()]).await.unwrap();
+    store.put_batch(&numbered("y", 2)).await.unwrap();
+    index.refresh().await.unwrap();
+    let snapshot = index.engine().snapshot();
+    assert_eq!(snapshot.get("x00007"), None, "the delete is not missed");
+    assert!(snapshot.get("y00001").is_some());
+    assert_eq!(snapshot.len(), 51);
+}

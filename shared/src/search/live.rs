@@ -63,7 +63,9 @@ struct Feed {
     /// Every change up to this version is in the index, including writes
     /// that became readable late (see `catch_up`).
     swept: AtomicU64,
-    /// Milliseconds since `started` of the last complete catch-up.
+    /// Wall-clock milliseconds since the epoch of the last complete
+    /// catch-up (not an `Instant`: whether a monotonic clock runs while a
+    /// Lambda environment is frozen is not promised).
     caught_up_ms: AtomicU64,
 }
 
@@ -92,7 +94,7 @@ impl LiveIndex {
                 refreshing: AtomicBool::new(false),
                 seen: AtomicU64::new(version),
                 swept: AtomicU64::new(version.saturating_sub(store.feed_overlap())),
-                caught_up_ms: AtomicU64::new(0),
+                caught_up_ms: AtomicU64::new(wall_ms()),
                 store,
             }),
         }
@@ -168,10 +170,10 @@ impl LiveIndex {
         let Some(lifetime) = feed.store.tombstone_lifetime() else {
             return Ok(());
         };
-        let last = Duration::from_millis(feed.caught_up_ms.load(Ordering::Acquire));
+        let since_ms = wall_ms().saturating_sub(feed.caught_up_ms.load(Ordering::Acquire));
         // The overlap is in the store's version units (microseconds).
         let margin = Duration::from_micros(feed.store.feed_overlap()) + Duration::from_secs(60);
-        if feed.started.elapsed().saturating_sub(last) + margin < lifetime {
+        if Duration::from_millis(since_ms) + margin < lifetime {
             return Ok(());
         }
         tracing::warn!(
@@ -265,4 +267,10 @@ impl LiveIndex {
         }
         Ok((changed, complete))
     }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

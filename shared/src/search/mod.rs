@@ -24,7 +24,9 @@
 //! that shares its row chunks (`table.rs`): removed people stay as garbage
 //! rows and new ones are appended, so the rows are not copied, and the
 //! peak during a merge is one table plus two sets of bitmaps, not two
-//! indexes (BENCHMARKS.md).
+//! indexes (BENCHMARKS.md). On Lambda the merge thread works whenever the
+//! environment runs (a frozen environment pauses it; the next invocation
+//! resumes it), and no request waits for it.
 
 mod index;
 mod live;
