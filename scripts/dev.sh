@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # The shipped function binaries, run together on this machine:
-#   scripts/dev.sh [--port N] [--prebuilt]        (port: default 3000)
+#   scripts/dev.sh [--port N] [--watch]        (port: default 3000)
 #
 # One moto server (DynamoDB and SQS) with the tables and queues created as
 # template.yaml declares them (`admin create-tables`, `admin create-queues`);
-# `cargo lambda watch` running the functions against it (code edits reload;
-# the next request runs them); and the local server in front of them on
+# the functions running against it under cargo lambda; and the local
+# server in front of them on
 # 127.0.0.1:N (`local --functions`): the HTTP API, the WebSocket API at /ws,
 # the Management API the functions push through, and the SQS event source
 # that hands the jobs queue to the processor function.
 #
-# --prebuilt: no reloading; the workspace's binaries (`cargo build
-# --workspace --bins`, the build the tests use) run under cargo lambda's
-# runtime API (`watch --only-lambda-apis`). Starts in seconds, where the
-# first request to each function under plain `watch` compiles it on its
-# own feature set (minutes per function the first time).
+# By default the workspace's binaries (`cargo build --workspace --bins`,
+# the build the tests use) run under cargo lambda's runtime API (`cargo
+# lambda watch --only-lambda-apis`): it starts in seconds, and a code
+# change needs a restart. --watch: `cargo lambda watch` builds and runs the
+# functions itself and rebuilds them on change, the next request running
+# the new code; its first request to each function compiles that function
+# with its own feature set (minutes per function the first time).
 #
 # Prints where everything listens; Ctrl-C or SIGTERM stops all of it.
 set -euo pipefail
@@ -22,14 +24,14 @@ cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 port=3000
-prebuilt=0
+prebuilt=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port="${2:?--port needs a number}"; shift 2 ;;
         --port=*) port="${1#--port=}"; shift ;;
-        --prebuilt) prebuilt=1; shift ;;
+        --watch) prebuilt=0; shift ;;
         -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "dev.sh: unknown argument $1 (usage: scripts/dev.sh [--port N] [--prebuilt])" >&2; exit 2 ;;
+        *) echo "dev.sh: unknown argument $1 (usage: scripts/dev.sh [--port N] [--watch])" >&2; exit 2 ;;
     esac
 done
 case "$port" in ''|*[!0-9]*) echo "dev.sh: --port takes a number, not $port" >&2; exit 2 ;; esac

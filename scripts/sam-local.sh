@@ -9,12 +9,12 @@
 #    DOCKER_HOST already points at one that answers.
 # 2. The emulation base image, `people-lambda-base:local`, imported from a
 #    root file system made here: busybox (Debian's busybox-static) for
-#    /bin/sh, and this machine's glibc, libm and libgcc_s, the only
-#    libraries the function binaries link (see `ldd`). SAM adds its own
+#    /bin/sh, this machine's glibc, libm and libgcc_s, the only
+#    libraries the function binaries link (see `ldd`), and its CA bundle
+#    (the AWS SDK loads the system's roots at start). SAM adds its own
 #    Lambda runtime interface emulator (aws-lambda-rie, shipped in the SAM
 #    CLI package) on top. What differs from Amazon Linux 2023
-#    (provided.al2023): no dnf/rpm, no OpenSSL, CA bundle or other
-#    system libraries, the machine's glibc version instead of AL2023's, and
+#    (provided.al2023): no dnf/rpm, no OpenSSL or other system libraries, the machine's glibc version instead of AL2023's, and
 #    x86_64, the machine's architecture.
 # 3. The architecture: the template says arm64. Locally the functions run
 #    as x86_64 builds (no qemu-user binfmt needed): a generated template
@@ -54,6 +54,8 @@ stop() {
     fi
 }
 trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 scripts/python-tools.sh
 sam=.venv/bin/sam
@@ -85,7 +87,7 @@ fi
 
 echo "== the base image people-lambda-base:local (no pull)"
 rootfs="$work/rootfs"
-mkdir -p "$rootfs"/{bin,lib64,lib/x86_64-linux-gnu,tmp,var/task,var/runtime,etc}
+mkdir -p "$rootfs"/{bin,lib64,lib/x86_64-linux-gnu,tmp,var/task,var/runtime,etc/ssl/certs}
 cp /bin/busybox "$rootfs/bin/busybox"
 for tool in sh ls cat env sleep; do ln -sf busybox "$rootfs/bin/$tool"; done
 for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do
@@ -93,7 +95,12 @@ for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$rootfs/lib64/"
 echo "root:x:0:0:root:/root:/bin/sh" >"$rootfs/etc/passwd"
+# The AWS SDK's TLS client loads the system's roots at start, even for http.
+cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 tar -C "$rootfs" -cf "$work/rootfs.tar" .
+# SAM layers its emulator on the base as people-lambda-base:rapid-<arch> and
+# reuses that image if it exists: drop it, so the new base is used.
+$docker images --format '{{.Repository}}:{{.Tag}}' people-lambda-base | xargs -r $docker rmi -f >/dev/null
 $docker import "$work/rootfs.tar" people-lambda-base:local >/dev/null
 echo "  $($docker image inspect people-lambda-base:local --format '{{.Size}}') bytes"
 
@@ -108,10 +115,7 @@ for line in text.splitlines():
     m = re.match(r"\s+Binary: (\S+)", line)
     if m:
         binary = m.group(1)
-    if re.match(r"\s+BuildMethod: rust-cargolambda", line):
-        continue
-    if re.match(r"\s+(BuildProperties:|Binary: )", line):
-        continue
+    # (Metadata stays: sam local reads CodeUri, and builds nothing.)
     if re.match(r"\s+CodeUri: \.$", line) and binary:
         code = work / "functions" / binary
         code.mkdir(parents=True, exist_ok=True)
@@ -126,13 +130,18 @@ template="$work/template.yaml"
 common=(--template "$template" --invoke-image people-lambda-base:local --skip-pull-image)
 envs="$work/env.json"
 # The environment cargo lambda gives each function ([workspace.metadata.lambda]):
-# memory storage and queue, so no AWS account is needed.
+# memory storage and queue, so no AWS account is needed. (sam local applies
+# only the variables the template declares for a function; the others, such
+# as SEED_PEOPLE, keep the code's defaults, which are the metadata's values.)
 .venv/bin/python - "$envs" <<'EOF'
 import json, sys, tomllib
 meta = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["bin"]
 names = {"query-api": "QueryApiFunction", "enqueue": "EnqueueFunction", "processor": "ProcessorFunction",
          "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction"}
-json.dump({names[b]: dict(v.get("env", {}), SEED_PEOPLE="2000") for b, v in meta.items()}, open(sys.argv[1], "w"))
+# No Management API to push to (the template's WEBSOCKET_ENDPOINT names a
+# deployed stage): empty, as under cargo lambda, where it is unset.
+json.dump({names[b]: dict(v.get("env", {}), WEBSOCKET_ENDPOINT="") for b, v in meta.items()},
+          open(sys.argv[1], "w"))
 EOF
 
 echo "== sam local invoke, every fixture, against cargo lambda invoke"
@@ -173,7 +182,7 @@ def clean(v):
         return [clean(x) for x in v]
     if isinstance(v, str):
         try:
-            return clean(json.loads(v)) if v[:1] in "{[" else re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", v)
+            return clean(json.loads(v)) if v[:1] in "{[" else re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", v))
         except ValueError:
             return v
     return v

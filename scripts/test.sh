@@ -23,5 +23,8 @@ cargo build --workspace --bins --quiet
 echo "== tests"
 cargo test --workspace
 
+echo "== sam local (Docker, started if missing): every fixture, start-api, start-lambda behind the front mode"
+scripts/sam-local.sh
+
 echo "== search results against the reference"
 scripts/check-reference.sh 100000

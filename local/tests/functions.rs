@@ -470,3 +470,87 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
     drop(socket);
     processes.assert_running();
 }
+
+/// The plain local server with `QUEUE_TYPE=sqs`: the emulated event source
+/// hands the queue to the processor's handler in the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_server_consumes_an_sqs_queue_in_process() {
+    let run = format!("inproc-{}-{}", std::process::id(), free_port());
+    let logs = std::env::temp_dir().join(&run);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut processes = Processes {
+        children: Vec::new(),
+        logs,
+    };
+    let created = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || admin(&["create-queues", "--name", &format!("{run}-jobs")], &[])
+    })
+    .await
+    .unwrap();
+    let queue_url = created
+        .lines()
+        .find_map(|l| l.strip_prefix("QUEUE_URL="))
+        .expect("admin prints QUEUE_URL=")
+        .to_owned();
+    let port = free_port();
+    let local = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(binary("local"));
+    aws_env(&mut command)
+        .args(["--people", "1000", "--port", &port.to_string()])
+        .env("QUEUE_TYPE", "sqs")
+        .env("QUEUE_URL", &queue_url)
+        .env("RUST_LOG", "info");
+    processes.spawn("local", &mut command);
+    wait_for_http(&format!("{local}/metrics"), &mut processes).await;
+
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{local}/requests"))
+        .header("content-type", "application/json")
+        .body(json!({"kind": "report", "filter": {}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + WAIT;
+    let done = loop {
+        let status: Value = http
+            .get(format!("{local}/requests/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "completed" || status["status"] == "failed" {
+            break status;
+        }
+        processes.assert_running();
+        assert!(Instant::now() < deadline, "{status}\n{}", processes.tails());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["total"], 1000, "{done}");
+    // The message was deleted once done: the queue is empty.
+    let sqs = moto::sqs_client();
+    let left = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    for (name, count) in &left {
+        assert_eq!(count, "0", "{name:?}");
+    }
+}
