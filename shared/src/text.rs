@@ -153,3 +153,12 @@ mod tests {
         }
     }
 }
+
+/// At most the first `max` characters of `input`, with `…` when cut: what
+/// an error message quotes of a client's input.
+pub fn clip_chars(input: &str, max: usize) -> String {
+    match input.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &input[..cut]),
+        None => input.to_owned(),
+    }
+}

@@ -82,13 +82,19 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
         Some(other) => {
             return Err(invalid(
                 "kind",
-                format!("kind {other:?} is not one of: report, import"),
+                format!(
+                    "kind {:?} is not one of: report, import",
+                    crate::text::clip_chars(other, 64)
+                ),
             ));
         }
         None => return Err(invalid("kind", "kind is required: report or import")),
     };
     if let Some(extra) = object.keys().next() {
-        return Err(invalid(extra, format!("unknown field {extra:?}")));
+        // Quoted briefly: a 100 KB field name must not make the reply
+        // too large to send.
+        let extra = crate::text::clip_chars(extra, 64);
+        return Err(invalid(&extra, format!("unknown field {extra:?}")));
     }
     Ok(job)
 }
