@@ -118,11 +118,24 @@ pub(crate) fn check_filter(filter: &FilterSpec) -> Result<(), SubmitError> {
         ("filter.nationality", &filter.nationality),
         ("filter.hobbies", &filter.hobbies),
     ] {
-        if values.len() > MAX_VALUES || values.iter().any(|v| v.chars().count() > MAX_VALUE_CHARS) {
-            return Err(invalid(
-                field,
-                format!("at most {MAX_VALUES} values of at most {MAX_VALUE_CHARS} characters"),
-            ));
+        // Counted as GET /people counts them: after splitting on commas,
+        // empty pieces dropped, each distinct value once.
+        let mut distinct: Vec<&str> = Vec::new();
+        for v in values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.is_empty())
+        {
+            let new = !distinct.contains(&v);
+            if v.chars().count() > MAX_VALUE_CHARS || (new && distinct.len() == MAX_VALUES) {
+                return Err(invalid(
+                    field,
+                    format!("at most {MAX_VALUES} values of at most {MAX_VALUE_CHARS} characters"),
+                ));
+            }
+            if new {
+                distinct.push(v);
+            }
         }
     }
     Ok(())
@@ -167,7 +180,7 @@ where
     };
     // Checked before anything is recorded: a message the queue would refuse
     // is the client's to make smaller, not a failed request.
-    let size = serde_json::to_vec(&message).map_or(usize::MAX, |m| m.len());
+    let size = crate::adapters::sqs::queued_size(&message);
     if size > MAX_QUEUE_MESSAGE_BYTES {
         return Err(invalid(
             "body",
