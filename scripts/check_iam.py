@@ -39,7 +39,20 @@ checks the one each kind needs).
 SAM policy templates (`- DynamoDBReadPolicy: {...}`) are not statements and
 are left alone: they are scoped by their parameters.
 
-Usage: check_iam.py [TEMPLATE]   (default: template.yaml)
+Under-privilege, and grants no code uses (`--code`, the default when the
+adapters' sources are beside the template): every AWS SDK operation each
+function's code can call is mapped to its IAM action and resource and
+checked against that function's statements, both ways. The SDK calls are
+read from the adapters' sources (shared/src/adapters/*.rs), per method of
+each adapter and through the helper methods it calls (`self.helper(...)`);
+a TransactWriteItems is authorised per item (Put -> PutItem, Delete ->
+DeleteItem, Update -> UpdateItem). Which port methods each function calls
+is declared in FUNCTION_CALLS below, beside the handler code that makes
+those calls; a method missing there shows as a missing grant once the
+template lacks it, an extra one as an unused grant.
+
+Usage: check_iam.py [TEMPLATE] [--root=DIR] [--no-code]   (default: template.yaml;
+DIR, where shared/src/adapters is: the template's directory)
 Needs PyYAML (it comes with the project's .venv, via cfn-lint and moto).
 """
 
@@ -392,8 +405,187 @@ def check_route_scopes(template: dict[str, Any], read: str, write: str) -> list[
     return problems
 
 
+# --- Under-privilege: the code's SDK calls against the grants -----------------
+
+# Adapter struct -> (source file, template resource its calls act on).
+ADAPTERS = {
+    "DynamoPeopleStore": ("shared/src/adapters/dynamodb.rs", "PeopleTable"),
+    "DynamoRequestStore": ("shared/src/adapters/dynamodb_requests.rs", "RequestsTable"),
+    "DynamoConnectionStore": ("shared/src/adapters/dynamodb_connections.rs", "ConnectionsTable"),
+    "SqsQueue": ("shared/src/adapters/sqs.rs", "JobsQueue"),
+    "ManagementApiNotifier": ("shared/src/adapters/apigw.rs", "WebSocketApi"),
+}
+
+# Function (logical id) -> adapter -> the adapter methods (port methods) its
+# code calls. Kept in step with the handlers: the query function reads
+# (shared/src/api, search/live.rs), the processor runs jobs
+# (jobs/processor.rs, ws/push.rs), the websocket function handles frames
+# (ws/handler.rs, jobs/enqueue.rs), the sweeper (jobs/sweeper.rs).
+PUSH = {"DynamoConnectionStore": ["subscribers", "unsubscribe", "disconnect"],
+        "ManagementApiNotifier": ["post"]}
+FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
+    "QueryApiFunction": {
+        "DynamoPeopleStore": ["get", "scan", "changes_since"],
+        "DynamoRequestStore": ["get"],
+    },
+    "EnqueueFunction": {
+        "DynamoRequestStore": ["create", "abandon"],
+        "SqsQueue": ["send"],
+        # PUT / DELETE /people/{id} (shared/src/api/write.rs).
+        "DynamoPeopleStore": ["get", "put_batch", "delete_batch"],
+    },
+    "ProcessorFunction": {
+        "DynamoPeopleStore": ["get", "scan", "changes_since", "put_batch", "delete_batch"],
+        "DynamoRequestStore": ["get", "start", "finish"],
+        "SqsQueue": ["release"],
+        **PUSH,
+    },
+    "WebSocketFunction": {
+        "DynamoRequestStore": ["create", "get", "abandon"],
+        "SqsQueue": ["send"],
+        "DynamoConnectionStore": ["connect", "disconnect", "subscribe", "unsubscribe", "subscribers",
+                                  "subscriptions"],
+        "ManagementApiNotifier": ["post"],
+    },
+    "SweeperFunction": {
+        "DynamoRequestStore": ["stale", "get", "finish"],
+        **PUSH,
+    },
+}
+
+SDK_ACTIONS = {
+    "get_item": "dynamodb:GetItem", "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem", "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query", "scan": "dynamodb:Scan",
+    "batch_write_item": "dynamodb:BatchWriteItem", "batch_get_item": "dynamodb:BatchGetItem",
+    "transact_write_items": None,  # authorised per item
+    "send_message": "sqs:SendMessage", "send_message_batch": "sqs:SendMessage",
+    "change_message_visibility": "sqs:ChangeMessageVisibility",
+    "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
+    "delete_message": "sqs:DeleteMessage", "receive_message": "sqs:ReceiveMessage",
+    "post_to_connection": "execute-api:ManageConnections",
+}
+TRANSACT_ITEMS = {"Put": "dynamodb:PutItem", "Delete": "dynamodb:DeleteItem",
+                  "Update": "dynamodb:UpdateItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}
+SDK_CALL = re.compile(r"\.(" + "|".join(SDK_ACTIONS) + r")\(\)")
+TRANSACT_ITEM = re.compile(r"\b(" + "|".join(TRANSACT_ITEMS) + r")::builder\(")
+SELF_CALL = re.compile(r"\bself\.([a-z_][a-z0-9_]*)\(")
+FN = re.compile(r"^\s*(?:pub(?:\([a-z]+\))? )?(?:async )?fn ([a-z_][a-z0-9_]*)", re.M)
+
+
+def adapter_methods(source: str, struct: str) -> dict[str, tuple[set[str], set[str], set[str]]]:
+    """Per method of `struct` (in its `impl` blocks): the SDK calls, the
+    transaction item kinds and the `self.` methods its body names."""
+    methods: dict[str, tuple[set[str], set[str], set[str]]] = {}
+    for m in re.finditer(r"^impl(?:<[^>]*>)? (?:[A-Za-z:]+ for )?" + struct + r" \{$", source, re.M):
+        depth, i = 0, m.end() - 1
+        while True:  # the impl block, by brace depth
+            c = source[i]
+            depth += c == "{"
+            depth -= c == "}"
+            i += 1
+            if depth == 0:
+                break
+        block = source[m.end():i]
+        starts = [f for f in FN.finditer(block)]
+        for n, f in enumerate(starts):
+            body = block[f.end(): starts[n + 1].start() if n + 1 < len(starts) else len(block)]
+            methods[f.group(1)] = (set(SDK_CALL.findall(body)), set(TRANSACT_ITEM.findall(body)),
+                                   set(SELF_CALL.findall(body)))
+    return methods
+
+
+def method_actions(methods: dict[str, tuple[set[str], set[str], set[str]]], name: str) -> set[str]:
+    calls, items, seen, todo = set(), set(), set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in methods:
+            continue
+        seen.add(current)
+        c, t, helpers = methods[current]
+        calls |= c
+        items |= t
+        todo.extend(helpers)
+    actions = {SDK_ACTIONS[c] for c in calls if SDK_ACTIONS[c]}
+    if "transact_write_items" in calls:
+        actions |= {TRANSACT_ITEMS[k] for k in items}
+    return actions
+
+
+def _resource_name(value: Any) -> str | None:
+    """The template resource a statement's Resource names: `!GetAtt X.Arn`,
+    `!Ref X`, or the first `${X...}` of a `!Sub` (with `/index/...` kept)."""
+    if isinstance(value, dict):
+        if "Fn::GetAtt" in value:
+            return value["Fn::GetAtt"][0]
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            names = [n.split(".")[0] for n in SUB_VARIABLE.findall(text) if not n.startswith("AWS::")]
+            if not names:
+                return None
+            index = re.search(r"(/index/[^\s\"]+)$", text)
+            return names[0] + (index.group(1) if index else "")
+    return None
+
+
+def grants(function: dict[str, Any]) -> set[tuple[str, str]]:
+    found = set()
+    for _, st in statements(function.get("Properties") or {}, ""):
+        if str(st.get("Effect", "Allow")) != "Allow":
+            continue
+        for action in as_list(st.get("Action", [])):
+            for res in as_list(st.get("Resource", [])):
+                name = _resource_name(res)
+                if isinstance(action, str) and name:
+                    found.add((action, name))
+    return found
+
+
+def needed(root: Path, calls: dict[str, list[str]]) -> set[tuple[str, str]]:
+    need = set()
+    for struct, used in calls.items():
+        path, resource = ADAPTERS[struct]
+        methods = adapter_methods((root / path).read_text(encoding="utf-8"), struct)
+        for method in used:
+            if method not in methods:
+                raise ValueError(f"{path}: {struct} has no method {method!r} (FUNCTION_CALLS is stale)")
+            for action in method_actions(methods, method):
+                # The change feed is read from its index, not the table.
+                target = (f"{resource}/index/by_version"
+                          if struct == "DynamoPeopleStore" and action == "dynamodb:Query" else resource)
+                need.add((action, target))
+    return need
+
+
+def check_code_grants(template: dict[str, Any], root: Path) -> list[str]:
+    """Both ways: every action the code needs is granted on its resource,
+    and every dynamodb/sqs/execute-api grant is needed by the code."""
+    problems: list[str] = []
+    resources = template.get("Resources") or {}
+    for function, calls in FUNCTION_CALLS.items():
+        if function not in resources:
+            problems.append(f"{function}: declared in check_iam.py FUNCTION_CALLS but not in the template")
+            continue
+        need = needed(root, calls)
+        have = grants(resources[function])
+        for action, res in sorted(need - have):
+            problems.append(f"{function}: the code calls {action} on {res}, which its policy does not grant")
+        for action, res in sorted(have - need):
+            if action.split(":")[0] in ("dynamodb", "sqs", "execute-api") and action not in POLLER_ACTIONS.get(function, ()):
+                problems.append(f"{function}: grants {action} on {res}, which no code of it calls")
+    return problems
+
+
+# Actions Lambda's SQS event source mapping uses with the function's role
+# (not the function's code).
+POLLER_ACTIONS = {"ProcessorFunction": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
+
+
 def main(argv: list[str]) -> int:
-    path = Path(argv[1] if len(argv) > 1 else "template.yaml")
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    path = Path(args[0] if args else "template.yaml")
     try:
         template = load_template(path)
     except (OSError, yaml.YAMLError, ValueError) as e:
@@ -406,15 +598,21 @@ def main(argv: list[str]) -> int:
         return 2
     problems = (check(template) + check_invoke_permissions(template) + check_http_routes_authorized(template)
                 + check_route_scopes(template, read, write))
+    roots = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--root=")]
+    root = Path(roots[0]).resolve() if roots else path.resolve().parent
+    code_checked = (root / ADAPTERS["DynamoPeopleStore"][0]).exists() and "--no-code" not in argv
+    if code_checked:
+        problems += check_code_grants(template, root)
     if problems:
-        print(f"check_iam: {path}: {len(problems)} IAM grant(s) broader than least privilege:", file=sys.stderr)
+        print(f"check_iam: {path}: {len(problems)} IAM problem(s) (grants broader than least privilege, or missing):", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         print("Name the actions and the resources (table ARN, index ARN, queue ARN, API stage) a function needs.", file=sys.stderr)
         return 1
     count = sum(1 for r in (template.get("Resources") or {}).values()
                 if isinstance(r, dict) for _ in statements(r.get("Properties") or {}, ""))
-    print(f"check_iam: {path}: {count} policy statement(s), none with a wildcard action or resource")
+    print(f"check_iam: {path}: {count} policy statement(s), none with a wildcard action or resource"
+          + ("; every SDK call of the code granted, no grant unused" if code_checked else ""))
     return 0
 
 

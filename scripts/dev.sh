@@ -105,6 +105,8 @@ env_vars+=",PEOPLE_TABLE=people,REQUESTS_TABLE=requests,CONNECTIONS_TABLE=connec
 env_vars+=",WEBSOCKET_ENDPOINT=http://127.0.0.1:$port,INDEX_REFRESH_MS=1000"
 env_vars+=",AWS_ENDPOINT_URL=$moto,AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=test"
 env_vars+=",AWS_SECRET_ACCESS_KEY=test,AWS_EC2_METADATA_DISABLED=true"
+# Nobody signs in locally: anonymous writes are on, as on the local server.
+env_vars+=",ALLOW_ANONYMOUS_WRITES=true"
 
 if [ "$prebuilt" = 1 ]; then
     echo "== cargo lambda's runtime API on $lambda, the prebuilt functions under it"

@@ -442,14 +442,26 @@ pub async fn spawn_event_source(
 }
 
 async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!("request body over {MAX_BODY_BYTES} bytes"))
+            .into_response()
+            .map(Body::from)
+    };
+    // A declared length over the limit is refused before the body is read.
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::invalid("body", format!("request body over {MAX_BODY_BYTES} bytes"))
-                .into_response()
-                .map(Body::from);
-        }
+        // 413 at every size over the limit, as POST /requests answers a
+        // body over its own (smaller) limit.
+        Err(_) => return too_large(),
     };
     if let Some(front) = &app.front {
         let peer = parts

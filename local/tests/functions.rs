@@ -288,6 +288,9 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
             .env("QUEUE_TYPE", "sqs")
             .env("QUEUE_URL", &queue_url)
             .env("MAX_RECEIVES", "3")
+            // No authorizer in front: the anonymous caller imports, as on a
+            // stack deployed with AllowAnonymousWrites=true.
+            .env("ALLOW_ANONYMOUS_WRITES", "true")
             .env("INDEX_REFRESH_MS", "0")
             .env("WEBSOCKET_ENDPOINT", &local)
             .env("RUST_LOG", "info");

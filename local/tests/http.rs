@@ -748,3 +748,80 @@ fn a_non_loopback_bind_without_the_flag_serves_no_management_api() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--expose-management-api"), "{stderr}");
 }
+
+/// The smaller fixes of the HTTP API, as a client sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_are_not_request_ids_bodies_over_the_limit_and_repeated_keys() {
+    let server = Server::start().await;
+    // Not a request id: 404 without a read, the id quoted briefly.
+    for id in ["nope".to_owned(), "x".repeat(5000)] {
+        let (status, body) = server.get(&format!("/requests/{id}")).await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body.to_string().len() < 300, "{body}");
+    }
+    let client = reqwest::Client::new();
+    // Over the limit is 413 at every size: over the route's limit...
+    let response = client
+        .post(format!("{}/requests", server.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    // ... and over the server's (6 MiB), answered from the declared length
+    // before the body is sent (a client still sending would see its
+    // connection closed under it).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /requests HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    server.addr,
+                    7 * 1024 * 1024
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut answer = vec![0; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
+    // A second Idempotency-Key is a 400, as a repeated parameter is.
+    let response = client
+        .post(format!("{}/requests", server.base))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "b")
+        .body(r#"{"kind":"report"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["parameter"], "Idempotency-Key", "{body}");
+    // A cursor answer names its page, or none between page boundaries.
+    let (_, first) = server.get("/people?page_size=2").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (_, aligned) = server
+        .get(&format!("/people?page_size=2&cursor={cursor}"))
+        .await;
+    assert_eq!(aligned["page"], 2, "{aligned}");
+    let (_, between) = server
+        .get(&format!("/people?page_size=3&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        between["page"],
+        Value::Null,
+        "rows 3-5 are no page of 3: {between}"
+    );
+    assert_eq!(between["items"].as_array().unwrap().len(), 3);
+    server.shutdown().await;
+}

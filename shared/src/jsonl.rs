@@ -14,6 +14,11 @@ use serde::Deserialize;
 /// Bytes read and parsed (in parallel) at a time.
 const BLOCK_BYTES: usize = 8 << 20;
 
+/// The longest line accepted. A person is a few hundred bytes; a file
+/// without newlines (a wrong file) stops at its first line, numbered,
+/// instead of being read to its end into memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {source}")]
@@ -83,7 +88,14 @@ pub fn read_jsonl(path: &Path, progress: &mut dyn FnMut(usize)) -> Result<People
         } else {
             match block.iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
-                None => continue, // a line longer than the block: read more
+                None => {
+                    // No newline in a whole block: the line is over the bound.
+                    return Err(LoadError::BadLine {
+                        path: shown.clone(),
+                        line: first_line,
+                        reason: format!("longer than {MAX_LINE_BYTES} bytes"),
+                    });
+                }
             }
         };
         let lines: Vec<(usize, &[u8])> = block[..complete]
@@ -121,6 +133,9 @@ pub fn read_jsonl(path: &Path, progress: &mut dyn FnMut(usize)) -> Result<People
 }
 
 fn parse_line(bytes: &[u8]) -> Result<Line<'_>, String> {
+    if bytes.len() > MAX_LINE_BYTES {
+        return Err(format!("longer than {MAX_LINE_BYTES} bytes"));
+    }
     let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_owned())?;
     let line: Line<'_> = serde_json::from_str(text).map_err(|e| {
         // serde_json's message ends with "at line 1 column N"; the line is ours.
@@ -169,6 +184,31 @@ pub fn generated(count: usize, seed: u64, progress: &mut dyn FnMut(usize)) -> Pe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_over_the_bound_are_numbered_errors_not_read_to_the_end() {
+        let dir = std::env::temp_dir().join(format!("jsonl-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = r#"{"id":"a","first_name":"A","last_name":"B","nationality":"C","hobbies":[]}"#;
+        // Line 2 is 100 KB; then a file of 20 MB without any newline.
+        let long = dir.join("long.jsonl");
+        std::fs::write(&long, format!("{ok}\n{}\n{ok}\n", "x".repeat(100_000))).unwrap();
+        let flat = dir.join("flat.jsonl");
+        std::fs::write(&flat, "y".repeat(20 << 20)).unwrap();
+        for (path, line) in [(&long, 2), (&flat, 1)] {
+            match read_jsonl(path, &mut |_| {}) {
+                Err(LoadError::BadLine {
+                    line: n, reason, ..
+                }) => {
+                    assert_eq!(n, line, "{reason}");
+                    assert!(reason.contains("longer than"), "{reason}");
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("{} loaded", path.display()),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn bad_lines_say_why() {

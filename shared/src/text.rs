@@ -77,6 +77,15 @@ pub fn words(s: &str) -> Vec<String> {
     split_words(&fold(s)).map(str::to_owned).collect()
 }
 
+/// At most the first `max` characters of `input`, with `…` when cut: what
+/// an error message quotes of a client's input.
+pub fn clip_chars(input: &str, max: usize) -> String {
+    match input.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &input[..cut]),
+        None => input.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -479,3 +479,63 @@ async fn an_ambiguous_send_failure_does_not_fail_a_started_request() {
     assert_eq!(done.attempts, 1);
     assert_eq!(imported_people(&s).await, (IMPORTED, IMPORTED as u64));
 }
+
+/// The size check counts the bytes SQS counts: U+FFFF is 3 bytes in the
+/// body a client sends but 6 in the queue message (`\\uffff`), so a body
+/// well under 256 KiB can be a message over it.
+#[tokio::test]
+async fn the_queue_size_check_counts_the_bytes_sqs_counts() {
+    let hobby: String = "\u{FFFF}".repeat(50_000);
+    let body = format!(
+        r#"{{"kind":"import","people":[{{"first_name":"A","last_name":"B","nationality":"C","hobbies":["{hobby}"]}}]}}"#
+    );
+    assert!(body.len() < 160 * 1024);
+    let requests = Arc::new(MemoryRequestStore::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let enqueuer = Enqueuer {
+        requests: requests.clone(),
+        queue: queue.clone(),
+        anonymous_writes: true,
+    };
+    match submit(&enqueuer, body.as_bytes(), &Caller::Anonymous, None, "c").await {
+        Err(shared::jobs::SubmitError::Invalid { field, message }) => {
+            assert_eq!(field, "body");
+            assert!(message.contains("over the queue's"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(requests.is_empty());
+}
+
+/// A report filter's values are counted after splitting on commas, as
+/// `GET /people` counts them.
+#[tokio::test]
+async fn a_report_filter_counts_comma_separated_values() {
+    let enqueuer = Enqueuer {
+        requests: Arc::new(MemoryRequestStore::new()),
+        queue: Arc::new(MemoryQueue::new()),
+        anonymous_writes: true,
+    };
+    let values = |n: usize| {
+        (0..n)
+            .map(|i| format!("N{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let body = |n: usize| {
+        json!({"kind": "report", "filter": {"nationality": values(n)}})
+            .to_string()
+            .into_bytes()
+    };
+    assert!(
+        submit(&enqueuer, &body(100), &Caller::Anonymous, None, "c")
+            .await
+            .is_ok()
+    );
+    match submit(&enqueuer, &body(101), &Caller::Anonymous, None, "c").await {
+        Err(shared::jobs::SubmitError::Invalid { field, .. }) => {
+            assert_eq!(field, "filter.nationality")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-/// Where the issuer publishes its signing keys, relative to the issuer URL
-/// (Cognito, Auth0 and most OpenID providers serve it there).
-const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The issuer's OpenID Provider metadata, relative to the issuer URL
+/// (OpenID Connect Discovery 1.0, section 4): its `jwks_uri` names where
+/// the signing keys are, which is not the same path at every provider.
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// Reads `VARIABLE: message`, as the other functions' configuration
 /// errors do, in `Display` and in `Debug` (what `main` prints when it
@@ -34,7 +35,8 @@ pub struct Config {
     pub issuer: String,
     /// A token's `aud` must name one of these.
     pub audiences: Vec<String>,
-    pub jwks_url: String,
+    /// The issuer's discovery document, which names its key set.
+    pub discovery_url: String,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
     /// After a successful fetch, an unknown `kid` refetches the key set at
@@ -73,7 +75,7 @@ impl Config {
         Ok(Self {
             issuer: issuer.to_owned(),
             audiences,
-            jwks_url: format!("{}{JWKS_PATH}", issuer.trim_end_matches('/')),
+            discovery_url: format!("{}{DISCOVERY_PATH}", issuer.trim_end_matches('/')),
             leeway: Duration::from_secs(30),
             refetch_interval: Duration::from_secs(60),
             retry_interval: Duration::from_secs(5),
@@ -93,6 +95,20 @@ impl Config {
 /// The keys come from the issuer URL, so it must be authenticated: https,
 /// or plain http to this machine (the tests' JWKS server).
 fn check_issuer(issuer: &str) -> Result<(), ConfigError> {
+    if trusted_url(issuer) {
+        Ok(())
+    } else {
+        Err(ConfigError::Issuer(issuer.to_owned()))
+    }
+}
+
+/// https, or plain http to this machine: the issuer, and the `jwks_uri`
+/// its discovery document names.
+pub(crate) fn trusted_url(url: &str) -> bool {
+    check_url(url).is_ok()
+}
+
+fn check_url(issuer: &str) -> Result<(), ConfigError> {
     let bad = || ConfigError::Issuer(issuer.to_owned());
     let url = Url::parse(issuer).map_err(|_| bad())?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -112,15 +128,18 @@ mod tests {
         let c = Config::new("https://idp.example.com/", "web, cli,,").unwrap();
         assert_eq!(c.issuer, "https://idp.example.com/");
         assert_eq!(c.audiences, ["web", "cli"]);
-        assert_eq!(c.jwks_url, "https://idp.example.com/.well-known/jwks.json");
+        assert_eq!(
+            c.discovery_url,
+            "https://idp.example.com/.well-known/openid-configuration"
+        );
         let c = Config::new(
             "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
             "x",
         )
         .unwrap();
         assert_eq!(
-            c.jwks_url,
-            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/jwks.json"
+            c.discovery_url,
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/openid-configuration"
         );
     }
 

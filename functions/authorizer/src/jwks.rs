@@ -69,6 +69,15 @@ pub(crate) enum FetchError {
     TooLarge,
     #[error("not a JWKS document: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the discovery document is not usable: {0}")]
+    Discovery(String),
+}
+
+/// The fields of an OpenID Provider metadata document used here.
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
 }
 
 pub(crate) enum Lookup {
@@ -81,7 +90,11 @@ pub(crate) enum Lookup {
 
 pub(crate) struct KeyStore {
     client: reqwest::Client,
+    /// The discovery document's URL.
     url: String,
+    issuer: String,
+    /// The key set's URL, once the discovery document named it.
+    jwks_uri: Mutex<Option<String>>,
     refetch_interval: Duration,
     retry_interval: Duration,
     max_age: Duration,
@@ -109,7 +122,9 @@ impl KeyStore {
             .build()?;
         Ok(Self {
             client,
-            url: config.jwks_url.clone(),
+            url: config.discovery_url.clone(),
+            issuer: config.issuer.clone(),
+            jwks_uri: Mutex::new(None),
             refetch_interval: config.refetch_interval,
             retry_interval: config.retry_interval,
             max_age: config.max_age,
@@ -180,7 +195,41 @@ impl KeyStore {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<PublicKey>>, FetchError> {
-        let mut response = self.client.get(&self.url).send().await?;
+        let jwks_uri = self.jwks_uri().await?;
+        parse_jwks(&self.get(&jwks_uri).await?)
+    }
+
+    /// The `jwks_uri` of the issuer's discovery document (read once, then
+    /// kept; a failed read is tried again with the next fetch). The
+    /// document must be the issuer's own (`issuer` equal to ours, as
+    /// OpenID Connect Discovery requires) and name an https key set.
+    async fn jwks_uri(&self) -> Result<String, FetchError> {
+        let mut known = self.jwks_uri.lock().await;
+        if let Some(uri) = &*known {
+            return Ok(uri.clone());
+        }
+        let body = self.get(&self.url).await?;
+        let discovery: Discovery =
+            serde_json::from_slice(&body).map_err(|e| FetchError::Discovery(e.to_string()))?;
+        if discovery.issuer != self.issuer {
+            return Err(FetchError::Discovery(format!(
+                "it is for issuer {:?}",
+                discovery.issuer.chars().take(200).collect::<String>()
+            )));
+        }
+        if !crate::config::trusted_url(&discovery.jwks_uri) {
+            return Err(FetchError::Discovery(
+                "its jwks_uri is not an https URL".into(),
+            ));
+        }
+        info!(jwks_uri = %discovery.jwks_uri, "key set found through discovery");
+        *known = Some(discovery.jwks_uri.clone());
+        Ok(discovery.jwks_uri)
+    }
+
+    /// A small document at `url` (at most `MAX_JWKS_BYTES`).
+    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let mut response = self.client.get(url).send().await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status()));
         }
@@ -197,7 +246,7 @@ impl KeyStore {
             }
             body.extend_from_slice(&chunk);
         }
-        parse_jwks(&body)
+        Ok(body)
     }
 }
 

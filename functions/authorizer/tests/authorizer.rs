@@ -160,11 +160,21 @@ impl Issuer {
             failing: Arc::new(Mutex::new(false)),
             hits: Arc::new(AtomicUsize::new(0)),
         };
-        let app = Router::new()
-            .route("/.well-known/jwks.json", get(serve_jwks))
-            .with_state(jwks.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
+        // The keys are where the discovery document says, not at the
+        // path a guess would try.
+        let discovery = json!({
+            "issuer": format!("http://{addr}"),
+            "jwks_uri": format!("http://{addr}/oauth2/v3/certs"),
+        });
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(discovery) }),
+            )
+            .route("/oauth2/v3/certs", get(serve_jwks))
+            .with_state(jwks.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             url: format!("http://{addr}"),
@@ -625,7 +635,7 @@ async fn jwks_server_down_is_denied_and_logged() {
     assert_eq!(verifier.verify(&token).await, Err(Denied::KeysUnavailable));
     let text = logs.text();
     assert!(text.contains("JWKS fetch failed"), "{text}");
-    assert!(text.contains(&config.jwks_url), "{text}");
+    assert!(text.contains(&config.discovery_url), "{text}");
     assert!(text.contains("keys_unavailable"), "{text}");
     // The answer carries nothing of that.
     let answer = serde_json::to_string(&response).unwrap();
@@ -726,4 +736,40 @@ async fn the_connect_fixture_is_denied() {
             "usageIdentifierKey": null
         })
     );
+}
+
+/// The key set is found through OpenID Connect discovery; a discovery
+/// document of another issuer is not followed.
+#[tokio::test]
+async fn keys_are_found_through_discovery_of_the_issuer_only() {
+    let key = TestKey::rsa("rsa-d");
+    let issuer = Issuer::start(&[&key]).await;
+    let verifier = issuer.verifier();
+    assert_eq!(
+        verifier
+            .verify(&key.sign(&issuer.claims()))
+            .await
+            .map(|v| v.sub),
+        Ok("user-42".to_owned())
+    );
+    assert_eq!(issuer.hits(), 1);
+
+    // A server whose discovery document names another issuer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let elsewhere = json!({"issuer": "https://evil.example.com", "jwks_uri": format!("{}/oauth2/v3/certs", issuer.url)});
+    let app = Router::new().route(
+        "/.well-known/openid-configuration",
+        get(move || async move { axum::Json(elsewhere) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = Config::new(&format!("http://{addr}"), AUDIENCE).unwrap();
+    let verifier = Verifier::new(&config).unwrap();
+    let mut claims = issuer.claims();
+    claims["iss"] = json!(config.issuer);
+    assert_eq!(
+        verifier.verify(&key.sign(&claims)).await,
+        Err(Denied::KeysUnavailable)
+    );
+    assert_eq!(issuer.hits(), 1, "the other issuer's key set was not read");
 }

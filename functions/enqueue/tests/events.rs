@@ -277,3 +277,38 @@ async fn a_person_is_put_replaced_and_deleted_through_api_gateway_events() {
     let (status, body) = call_writes(&deps, REPORT).await;
     assert_eq!(status, 202, "{body:?}");
 }
+
+/// `event` as sent by a caller whose token is of `sub` with `scopes`.
+fn with_token(json: &str, sub: &str, scopes: &[&str]) -> String {
+    let mut event: Value = serde_json::from_str(json).unwrap();
+    event["requestContext"]["authorizer"] = serde_json::json!({
+        "jwt": {
+            "claims": {"sub": sub, "scope": scopes.join(" ")},
+            "scopes": scopes,
+        }
+    });
+    event.to_string()
+}
+
+/// PUT and DELETE of a person need the write scope, as imports do; a
+/// caller without a token writes only where anonymous writes are on.
+#[tokio::test]
+async fn writing_a_person_needs_the_write_scope() {
+    use shared::ports::PeopleStore;
+    let (mut deps, store) = writes();
+    for fixture in [PUT_PERSON, DELETE_PERSON] {
+        // GIVEN a token that may only read WHEN it writes THEN 403
+        let (status, body) = call_writes(&deps, &with_token(fixture, "u1", &["people:read"])).await;
+        assert_eq!(status, 403, "{body:?}");
+        assert_eq!(body.unwrap()["error"]["code"], "forbidden");
+    }
+    assert_eq!(store.get("p-1001").await.unwrap(), None, "nothing written");
+    // A token with people:write writes.
+    let (status, _) = call_writes(&deps, &with_token(PUT_PERSON, "u1", &["people:write"])).await;
+    assert_eq!(status, 201);
+    // Anonymous writes turned off: refused.
+    deps.people.anonymous_writes = false;
+    let (status, body) = call_writes(&deps, DELETE_PERSON).await;
+    assert_eq!(status, 403, "{body:?}");
+    assert!(store.get("p-1001").await.unwrap().is_some());
+}

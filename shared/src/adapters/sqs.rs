@@ -129,6 +129,22 @@ impl Redelivery for SqsQueue {
     }
 }
 
+/// The size SQS counts for `message` against its 256 KiB limit: the body as
+/// sent (after the escapes of `message_body`), and each message attribute's
+/// name, data type and value.
+pub fn queued_size(message: &JobMessage) -> usize {
+    let body = message_body(message).map_or(usize::MAX, |b| b.len());
+    let attributes: usize = [
+        (CORRELATION_ID_ATTRIBUTE, &message.correlation_id),
+        (REQUEST_ID_ATTRIBUTE, &message.request_id),
+    ]
+    .iter()
+    .filter(|(_, value)| !value.is_empty())
+    .map(|(name, value)| name.len() + "String".len() + value.len())
+    .sum();
+    body.saturating_add(attributes)
+}
+
 /// The JSON of `message`, as SQS accepts it. SQS refuses a body with
 /// characters outside XML's: serde_json already escapes the control
 /// characters, but not U+FFFE and U+FFFF, which can only occur inside JSON

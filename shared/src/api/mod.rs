@@ -36,7 +36,9 @@ pub struct QueryApi {
 struct PeoplePage {
     items: Vec<Person>,
     total: u64,
-    page: u64,
+    /// The page these items are, or none when a cursor started them
+    /// between page boundaries.
+    page: Option<u64>,
     page_size: usize,
     next_cursor: Option<String>,
 }
@@ -111,7 +113,10 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
             let snapshot = api.index.current().await;
             match snapshot.get(&id) {
                 Some(person) => Ok(json_response(StatusCode::OK, &person)),
-                None => Err(ApiError::NotFound(format!("no person has id {:?}", &*id))),
+                None => Err(ApiError::NotFound(format!(
+                    "no person has id {:?}",
+                    crate::text::clip_chars(&id, 64)
+                ))),
             }
         }
         ["filters"] => {
@@ -132,11 +137,22 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
             // own requests: another caller's is as if it did not exist.
             only_get(req)?;
             let correlation_id = correlation_id(req);
+            // Request ids are UUIDs: anything else is no request, and is
+            // not worth a read (a long id is a storage error on DynamoDB).
+            let not_found = || {
+                ApiError::NotFound(format!(
+                    "no request has id {:?}",
+                    crate::text::clip_chars(id, 64)
+                ))
+            };
+            if uuid::Uuid::try_parse(id).is_err() {
+                return Err(not_found());
+            }
             match api.requests.get(id).await {
                 Ok(Some(record)) if caller(req).owns(record.owner.as_deref()) => {
                     Ok(json_response(StatusCode::OK, &record))
                 }
-                Ok(_) => Err(ApiError::NotFound(format!("no request has id {id:?}"))),
+                Ok(_) => Err(not_found()),
                 Err(e) => {
                     tracing::error!(%correlation_id, error = ?e, "reading a request failed");
                     Err(ApiError::Unavailable { correlation_id })
@@ -207,9 +223,18 @@ async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
 
 /// The `Idempotency-Key` header: at most 128 visible ASCII characters.
 fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let mut values = req.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        // As a repeated query parameter: which one was meant is not ours
+        // to guess.
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "Idempotency-Key is given more than once",
+        ));
+    }
     let text = value.to_str().ok().filter(|t| crate::jobs::valid_key(t));
     match text {
         Some(text) => Ok(Some(text.to_owned())),
@@ -242,7 +267,8 @@ async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, 
             next_cursor: page.next.as_ref().map(|k| Cursor::encode(k, &q.filter)),
             items: page.items,
             total: page.total,
-            page: page.offset / q.page_size as u64 + 1,
+            page: (page.offset % q.page_size as u64 == 0)
+                .then(|| page.offset / q.page_size as u64 + 1),
             page_size: q.page_size,
         },
     ))

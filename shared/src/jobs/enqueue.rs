@@ -130,7 +130,10 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
         Some(other) => {
             return Err(invalid(
                 "kind",
-                format!("kind {other:?} is not one of: report, import, delete"),
+                format!(
+                    "kind {:?} is not one of: report, import, delete",
+                    crate::text::clip_chars(other, 64)
+                ),
             ));
         }
         None => {
@@ -141,7 +144,10 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
         }
     };
     if let Some(extra) = object.keys().next() {
-        return Err(invalid(extra, format!("unknown field {extra:?}")));
+        // Quoted briefly: a 100 KB field name must not make the reply
+        // too large to send.
+        let extra = crate::text::clip_chars(extra, 64);
+        return Err(invalid(&extra, format!("unknown field {extra:?}")));
     }
     Ok(job)
 }
@@ -165,11 +171,24 @@ pub(crate) fn check_filter(filter: &FilterSpec) -> Result<(), SubmitError> {
         ("filter.nationality", &filter.nationality),
         ("filter.hobbies", &filter.hobbies),
     ] {
-        if values.len() > MAX_VALUES || values.iter().any(|v| v.chars().count() > MAX_VALUE_CHARS) {
-            return Err(invalid(
-                field,
-                format!("at most {MAX_VALUES} values of at most {MAX_VALUE_CHARS} characters"),
-            ));
+        // Counted as GET /people counts them: after splitting on commas,
+        // empty pieces dropped, each distinct value once.
+        let mut distinct: Vec<&str> = Vec::new();
+        for v in values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter(|v| !v.is_empty())
+        {
+            let new = !distinct.contains(&v);
+            if v.chars().count() > MAX_VALUE_CHARS || (new && distinct.len() == MAX_VALUES) {
+                return Err(invalid(
+                    field,
+                    format!("at most {MAX_VALUES} values of at most {MAX_VALUE_CHARS} characters"),
+                ));
+            }
+            if new {
+                distinct.push(v);
+            }
         }
     }
     Ok(())
@@ -231,7 +250,7 @@ where
     };
     // Checked before anything is recorded: a message the queue would refuse
     // is the client's to make smaller, not a failed request.
-    let size = serde_json::to_vec(&message).map_or(usize::MAX, |m| m.len());
+    let size = crate::adapters::sqs::queued_size(&message);
     if size > MAX_QUEUE_MESSAGE_BYTES {
         return Err(invalid(
             "body",

@@ -394,6 +394,14 @@ fn person(id_seed: &str, index: usize, value: &Value) -> Result<Person, String> 
     let Value::Object(object) = &mut value else {
         return Err("a person must be a JSON object".into());
     };
+    // Refused like an unknown field of the request body, rather than
+    // dropped without a word (a misspelt `hobies` would lose the hobbies).
+    if let Some(extra) = object.keys().find(|k| !PERSON_FIELDS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field {:?}",
+            crate::text::clip_chars(extra, 64)
+        ));
+    }
     if !object.contains_key("id") {
         let name = format!("{id_seed}/{index}");
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes());
@@ -403,6 +411,9 @@ fn person(id_seed: &str, index: usize, value: &Value) -> Result<Person, String> 
     person.validate()?;
     Ok(person)
 }
+
+/// The fields of a person in an import.
+const PERSON_FIELDS: [&str; 5] = ["id", "first_name", "last_name", "nationality", "hobbies"];
 
 fn kind_label(kind: super::model::JobKind) -> &'static str {
     match kind {
@@ -431,5 +442,25 @@ fn time_left(deadline: Option<Instant>) -> Result<(), ProcessError> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn an_imported_person_with_an_unknown_field_is_rejected_with_its_name() {
+        let ok = json!({"first_name": "A", "last_name": "B", "nationality": "C", "hobbies": []});
+        assert!(super::person("r", 0, &ok).is_ok());
+        let mut misspelt = ok.clone();
+        misspelt["hobies"] = json!(["Chess"]);
+        assert_eq!(
+            super::person("r", 0, &misspelt).unwrap_err(),
+            r#"unknown field "hobies""#
+        );
+        let mut long = ok;
+        long["x".repeat(100_000)] = json!(1);
+        assert!(super::person("r", 0, &long).unwrap_err().len() < 100);
     }
 }
