@@ -137,7 +137,7 @@ envs="$work/env.json"
 import json, sys, tomllib
 meta = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["bin"]
 names = {"query-api": "QueryApiFunction", "enqueue": "EnqueueFunction", "processor": "ProcessorFunction",
-         "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction"}
+         "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction", "sweeper": "SweeperFunction"}
 # No Management API to push to (the template's WEBSOCKET_ENDPOINT names a
 # deployed stage): empty, as under cargo lambda, where it is unset.
 json.dump({names[b]: dict(v.get("env", {}), WEBSOCKET_ENDPOINT="") for b, v in meta.items()},
@@ -152,6 +152,7 @@ function_of() {
         sqs-*) echo "ProcessorFunction processor" ;;
         ws-authorize*) echo "AuthorizerFunction authorizer" ;;
         ws-*) echo "WebSocketFunction websocket" ;;
+        scheduled*) echo "SweeperFunction sweeper" ;;
         *) echo "" ;;
     esac
 }
@@ -160,8 +161,8 @@ lambda_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.
 .venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$work/cargo-lambda.log" 2>&1 &
 pids+=($!)
 for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break; sleep 0.2; done
-for binary in query-api enqueue processor websocket authorizer; do
-    env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction'}['$binary']; print(' '.join(f'{k}={v}' for k,v in e[n].items()))") \
+for binary in query-api enqueue processor websocket authorizer sweeper; do
+    env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction','sweeper':'SweeperFunction'}['$binary']; print(' '.join(f'{k}={v}' for k,v in e[n].items()))") \
         AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$lambda_port/.rt/$binary" AWS_LAMBDA_FUNCTION_NAME="$binary" \
         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
         "target/debug/$binary" >"$work/$binary.log" 2>&1 &

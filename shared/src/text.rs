@@ -86,8 +86,66 @@ pub fn clip_chars(input: &str, max: usize) -> String {
     }
 }
 
+/// `message` with every quoted run (between backticks or double quotes)
+/// cut to `max` characters. serde's messages quote the input they refuse
+/// (``unknown variant `…` ``, `invalid type: string "…"`): an error reply
+/// built from one quotes at most `max` characters of the input.
+pub fn clip_quoted(message: &str, max: usize) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let close = rest.find(quote).unwrap_or(rest.len());
+        out.push_str(&clip_chars(&rest[..close], max));
+        rest = &rest[close..];
+        if let Some(after) = rest.strip_prefix(quote) {
+            out.push_str(quote);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quoted_input_is_clipped_and_the_rest_kept() {
+        let long = "x".repeat(100_000);
+        let message = format!("unknown variant `{long}`, expected `any` or `all`");
+        let clipped = super::clip_quoted(&message, 64);
+        assert_eq!(
+            clipped,
+            format!(
+                "unknown variant `{}…`, expected `any` or `all`",
+                "x".repeat(64)
+            )
+        );
+        let message = format!("invalid type: string \"{long}\", expected a sequence");
+        assert!(super::clip_quoted(&message, 64).len() < 120);
+        // Unterminated: clipped all the same.
+        assert!(super::clip_quoted(&format!("`{long}"), 64).len() < 80);
+        assert_eq!(super::clip_quoted("plain", 64), "plain");
+    }
+
+    /// Every 400 of a job body quotes at most 64 characters of the input,
+    /// however long the value serde refuses.
+    #[test]
+    fn job_body_errors_quote_at_most_64_characters() {
+        let long = "y".repeat(100_000);
+        for body in [
+            format!(r#"{{"kind":"report","filter":{{"hobbies_match":"{long}"}}}}"#),
+            format!(r#"{{"kind":"delete","ids":"{long}"}}"#),
+            format!(r#"{{"kind":"report","filter":{{"{long}":1}}}}"#),
+        ] {
+            let e = crate::jobs::parse_job(body.as_bytes()).expect_err("refused");
+            let text = e.to_string();
+            assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..200]);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -163,7 +163,10 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
             method: req.method().to_string(),
             allow: "POST",
         }),
-        _ => Err(ApiError::NotFound(format!("no route for {path}"))),
+        _ => Err(ApiError::NotFound(format!(
+            "no route for {}",
+            crate::text::clip_chars(path, 64)
+        ))),
     }
 }
 
@@ -181,7 +184,11 @@ async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
     tracing::Span::current().record("correlation_id", correlation_id.as_str());
     let path = req.uri().path();
     if path != "/requests" {
-        return ApiError::NotFound(format!("no route for {path}")).into_response();
+        return ApiError::NotFound(format!(
+            "no route for {}",
+            crate::text::clip_chars(path, 64)
+        ))
+        .into_response();
     }
     if req.method() != Method::POST {
         return ApiError::MethodNotAllowed {

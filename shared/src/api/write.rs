@@ -87,7 +87,11 @@ async fn write_route(
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let path = req.uri().path();
     let Some(raw_id) = person_id_segment(path) else {
-        return Err(ApiError::NotFound(format!("no route for {path}")).into());
+        return Err(ApiError::NotFound(format!(
+            "no route for {}",
+            crate::text::clip_chars(path, 64)
+        ))
+        .into());
     };
     let id = percent_decode_str(raw_id)
         .decode_utf8()
@@ -114,8 +118,15 @@ async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<By
         ))
         .into());
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("body", format!("the body is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            "body",
+            format!(
+                "the body is not JSON: {}",
+                crate::text::clip_quoted(&e.to_string(), 64)
+            ),
+        )
+    })?;
     let Value::Object(mut object) = value else {
         return Err(ApiError::invalid("body", "the body must be a JSON object").into());
     };
@@ -128,8 +139,15 @@ async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<By
             return Err(ApiError::invalid("id", "the body's id differs from the path's").into());
         }
     }
-    let person: Person = serde_json::from_value(Value::Object(object))
-        .map_err(|e| ApiError::invalid("body", format!("not a person: {e}")))?;
+    let person: Person = serde_json::from_value(Value::Object(object)).map_err(|e| {
+        ApiError::invalid(
+            "body",
+            format!(
+                "not a person: {}",
+                crate::text::clip_quoted(&e.to_string(), 64)
+            ),
+        )
+    })?;
     if let Err(reason) = person.validate() {
         let field = reason.split(':').next().unwrap_or("body").to_owned();
         return Err(ApiError::InvalidParameter {

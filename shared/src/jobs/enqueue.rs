@@ -11,6 +11,7 @@ use super::model::{
 };
 use crate::access::{Caller, Denied};
 use crate::ports::{Created, JobQueue, QueueError, RequestStore, StoreError};
+use crate::text::clip_quoted;
 
 /// What submitting needs.
 pub struct Enqueuer {
@@ -57,8 +58,12 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(SubmitError::TooLarge);
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("the body is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        invalid(
+            "body",
+            format!("the body is not JSON: {}", clip_quoted(&e.to_string(), 64)),
+        )
+    })?;
     let Value::Object(mut object) = value else {
         return Err(invalid("body", "the body must be a JSON object"));
     };
@@ -67,8 +72,12 @@ pub fn parse_job(body: &[u8]) -> Result<Job, SubmitError> {
         Some("report") => {
             let filter = match object.remove("filter") {
                 None | Some(Value::Null) => FilterSpec::default(),
-                Some(f) => serde_json::from_value::<FilterSpec>(f)
-                    .map_err(|e| invalid("filter", format!("filter: {e}")))?,
+                Some(f) => serde_json::from_value::<FilterSpec>(f).map_err(|e| {
+                    invalid(
+                        "filter",
+                        format!("filter: {}", clip_quoted(&e.to_string(), 64)),
+                    )
+                })?,
             };
             check_filter(&filter)?;
             Job::Report { filter }

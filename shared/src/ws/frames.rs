@@ -66,8 +66,15 @@ pub fn parse_frame(body: Option<&str>, is_base64: bool) -> Result<ClientFrame, F
             format!("a frame carries at most {MAX_MESSAGE_BYTES} bytes"),
         ));
     }
-    let value: Value = serde_json::from_str(body)
-        .map_err(|e| FrameError::new("invalid_json", format!("the frame is not JSON: {e}")))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| {
+        FrameError::new(
+            "invalid_json",
+            format!(
+                "the frame is not JSON: {}",
+                crate::text::clip_quoted(&e.to_string(), 64)
+            ),
+        )
+    })?;
     let Value::Object(mut object) = value else {
         return Err(FrameError::new(
             "invalid_json",
