@@ -410,6 +410,73 @@ proptest! {
     }
 }
 
+/// Writes of shrinking sizes leave several delta segments side by side
+/// (each less than half the one before, so the tiering keeps them apart);
+/// replacements and deletes then reach into every one of them. Every page
+/// by offset and by cursor, totals, lookups and counts stay the model's,
+/// and 140 more small writes leave no more than 10 deltas.
+#[test]
+fn several_delta_segments_answer_like_the_model() {
+    let people: Vec<Person> = shared::datagen::generate(3_000, 5).collect();
+    let (base, rest) = people.split_at(1_000);
+    let engine = SearchEngine::from_people(base).with_merge_at(0);
+    let mut model = base.to_vec();
+    let mut ops = Vec::new();
+    let mut at = 0;
+    for size in [800, 300, 120, 50, 20, 8, 3] {
+        ops.push(Op::Put(rest[at..at + size].to_vec()));
+        at += size;
+    }
+    // Replace a few people of each delta and of the base, delete others.
+    let mut changed: Vec<Person> = [0, 900, 1_850, 1_950, 2_250, 2_288, 2_298]
+        .iter()
+        .map(|&i| {
+            let mut p = people[i].clone();
+            p.last_name = format!("{} Renamed", p.last_name);
+            p
+        })
+        .collect();
+    let gone: Vec<String> = [1, 901, 1_851, 1_951, 2_251, 2_289]
+        .iter()
+        .map(|&i| people[i].id.clone())
+        .collect();
+    let filters = [
+        PeopleFilter::default(),
+        PeopleFilter::new("a", Vec::new(), Vec::new(), HobbiesMatch::Any),
+    ];
+    for op in ops {
+        if let Op::Put(batch) = &op {
+            upsert(&mut model, batch);
+            engine.upsert(batch);
+        }
+    }
+    assert!(
+        engine.snapshot().delta_segments() >= 5,
+        "{} deltas",
+        engine.snapshot().delta_segments()
+    );
+    for f in &filters {
+        check_live(&engine, &model, f, 97);
+    }
+    upsert(&mut model, &changed);
+    engine.upsert(&changed);
+    model.retain(|p| !gone.contains(&p.id));
+    assert_eq!(engine.delete(&gone), gone.len());
+    for f in &filters {
+        check_live(&engine, &model, f, 61);
+    }
+    // Many more writes: the deltas stay few (at most 10, `MAX_DELTAS`).
+    for chunk in rest[at..].chunks(5) {
+        upsert(&mut model, chunk);
+        engine.upsert(chunk);
+        assert!(engine.snapshot().delta_segments() <= 10);
+    }
+    check_live(&engine, &model, &PeopleFilter::default(), 250);
+    assert!(engine.merge());
+    assert_eq!(engine.snapshot().delta_segments(), 0);
+    check_live(&engine, &model, &PeopleFilter::default(), 250);
+}
+
 #[test]
 fn a_merge_keeps_a_cursor_valid_and_deletes_deleted() {
     let people: Vec<Person> = shared::datagen::generate(5_000, 11).collect();

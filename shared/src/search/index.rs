@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::table::PeopleTable;
-use crate::domain::{HobbiesMatch, PeopleFilter, Person, SortKey, ValueCount};
+use crate::domain::{HobbiesMatch, PeopleFilter, SortKey, ValueCount};
 use crate::text;
 
 /// Query words of at most this many characters are answered from a
@@ -319,10 +319,6 @@ impl Segment {
 
     pub fn table(&self) -> &PeopleTable {
         &self.table
-    }
-
-    pub fn get(&self, id: &str) -> Option<Person> {
-        self.table.get(id)
     }
 
     /// People per nationality and per hobby (with a count above 0), the

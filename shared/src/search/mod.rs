@@ -2,23 +2,30 @@
 //! query Lambda, the report worker).
 //!
 //! Readers take an `Arc<Snapshot>` and never wait. A snapshot is an
-//! immutable **base** segment, a bitmap of the base's **dead** ranks, and a
-//! small **delta** segment of the people written since the base was built.
+//! immutable **base** segment and a few small immutable **delta** segments
+//! of the people written since the base was built (oldest first), each
+//! segment with a bitmap of its **dead** ranks (people deleted or replaced
+//! since it was built). A live person is live in exactly one segment.
 //!
 //! Why this shape fits the bitmap design: every bitmap of a segment holds
 //! *ranks*, positions in the (last, first, id) order, so that a total is a
 //! cardinality and a page is a `select`. Inserting one person into such an
 //! index shifts the rank of everyone after them, which rewrites every
-//! bitmap: O(n). So a write never touches the base. A deletion is one bit
-//! in the dead bitmap (an exact `andnot` at query time); an insert or a
-//! replacement goes to the delta, a segment of the same kind over its own
-//! small rank space, rebuilt on each write (O(d log d), d bounded by the
-//! merge threshold, a few milliseconds at most), and a replaced person's base
-//! rank is marked dead. Queries run on both segments and merge by key, which
-//! stays exact for totals, order, pages and cursors (`snapshot.rs`).
+//! bitmap: O(n). So a write never touches a segment's bitmaps: a deletion
+//! is one bit in a dead bitmap (an exact `andnot` at query time), and a
+//! batch of k inserts or replacements becomes a new delta segment of its
+//! own, built in O(k log k). Deltas are tiered as in an LSM tree (a binary
+//! counter): while the newest holds at least half as many people as the
+//! one before, the two are rebuilt as one, so each person is rebuilt
+//! O(log d) times while the deltas grow to d, and there are O(log d)
+//! deltas, at most `MAX_DELTAS`. A write of k people costs O(k log d)
+//! amortised, whatever the size of the deltas; rebuilding one delta on each
+//! write (the first design here) cost O(d) per write, and d grows without
+//! bound while a merge runs. Queries run on every segment and merge by key,
+//! which stays exact for totals, order, pages and cursors (`snapshot.rs`).
 //!
-//! When the delta reaches the merge threshold, a **merge** on its own
-//! thread (`index-merge`) folds base and delta into a new base, off every
+//! When the deltas reach the merge threshold, a **merge** on its own
+//! thread (`index-merge`) folds base and deltas into a new base, off every
 //! request path; writes go on meanwhile and are replayed onto the new base
 //! when it is installed. The merge starts from a clone of the base's table
 //! that shares its row chunks (`table.rs`): removed people stay as garbage
@@ -51,9 +58,12 @@ use crate::domain::{Change, Person};
 
 /// Smallest delta that starts a merge.
 const MIN_MERGE_AT: usize = 4_096;
-/// Largest: beyond it, rebuilding the delta on each write would cost more
-/// than a few milliseconds.
+/// Largest: the deltas are searched beside the base by every query, so
+/// they are kept small next to it.
 const MAX_MERGE_AT: usize = 32_768;
+/// Most delta segments a snapshot has: past it, the two newest are rebuilt
+/// as one even when their sizes differ (each query visits every segment).
+const MAX_DELTAS: usize = 10;
 /// A merge also compacts the table when this fraction of its rows (1 in
 /// `COMPACT_RATIO`) is garbage of deleted people.
 const COMPACT_RATIO: usize = 4;
@@ -75,13 +85,44 @@ struct Inner {
 
 struct Writer {
     base: Arc<Segment>,
-    dead: RoaringBitmap,
-    /// People written since `base`: its rows are the delta segment's.
-    delta: PeopleTable,
+    /// Ranks of `base` whose person was deleted or replaced since.
+    dead: Arc<RoaringBitmap>,
+    /// People written since `base`, oldest segment first.
+    deltas: Vec<Delta>,
     /// While a merge runs: the changes applied since it took its copy, to
     /// replay onto the base it builds.
     since_merge: Option<Vec<Change>>,
     merges: u64,
+}
+
+/// A delta segment and its dead ranks (shared with the snapshots that
+/// hold it; a write copies the bitmap before changing it).
+#[derive(Clone)]
+pub(crate) struct Delta {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) dead: Arc<RoaringBitmap>,
+}
+
+impl Delta {
+    fn new(table: PeopleTable) -> Self {
+        Self {
+            segment: Arc::new(Segment::build(table)),
+            dead: Arc::default(),
+        }
+    }
+
+    /// People live in it.
+    fn live(&self) -> usize {
+        self.segment.len() - self.dead.len() as usize
+    }
+}
+
+/// Where a person is live.
+#[derive(Clone, Copy)]
+enum Place {
+    Base(u32),
+    /// Delta `.0`, rank `.1`.
+    Delta(usize, u32),
 }
 
 /// A merge that has taken its copy of the index and not yet installed its
@@ -89,7 +130,6 @@ struct Writer {
 pub struct Merge {
     inner: Arc<Inner>,
     snapshot: Arc<Snapshot>,
-    delta: PeopleTable,
     done: bool,
 }
 
@@ -99,8 +139,8 @@ impl SearchEngine {
         let merge_at = default_merge_at(base.len());
         let writer = Writer {
             base,
-            dead: RoaringBitmap::new(),
-            delta: PeopleTable::new(),
+            dead: Arc::default(),
+            deltas: Vec::new(),
             since_merge: None,
             merges: 0,
         };
@@ -149,21 +189,17 @@ impl SearchEngine {
     }
 
     /// Applies changes in order; queries see all of them or none. Costs
-    /// O(k log n) for the k changes plus a rebuild of the delta segment
-    /// (bounded by the merge threshold), never a rebuild of the base; may
-    /// start a merge on its own thread. Returns how many changes changed
-    /// something. Blocking for a few milliseconds at most: call it off the
-    /// async executor (`spawn_blocking`).
+    /// O(k log d) amortised for k changes into deltas of d people (a new
+    /// delta segment of the k, and the tiering of the deltas), never a
+    /// rebuild of the base; may start a merge on its own thread. Returns
+    /// how many changes changed something. Blocking for a few milliseconds
+    /// at most: call it off the async executor (`spawn_blocking`).
     pub fn apply(&self, changes: &[Change]) -> usize {
         let mut w = self.inner.lock();
-        let mut changed = 0;
-        for change in changes {
-            if w.apply(change) {
-                changed += 1;
-                if let Some(log) = &mut w.since_merge {
-                    log.push(change.clone());
-                }
-            }
+        let applied = w.apply(changes);
+        let changed = applied.len();
+        if let Some(log) = &mut w.since_merge {
+            log.extend(applied.into_iter().map(|i| changes[i].clone()));
         }
         if changed > 0 {
             self.inner.current.store(Arc::new(w.snapshot()));
@@ -202,7 +238,6 @@ impl SearchEngine {
         Some(Merge {
             inner: Arc::clone(&self.inner),
             snapshot: self.inner.current.load_full(),
-            delta: w.delta.clone(),
             done: false,
         })
     }
@@ -232,9 +267,9 @@ impl SearchEngine {
     /// Replaces the whole index with `other`'s (a rebuild from a scan),
     /// after any running merge has ended.
     pub fn replace_with(&self, other: &SearchEngine) {
-        let (base, dead, delta) = {
+        let (base, dead, deltas) = {
             let o = other.inner.lock();
-            (Arc::clone(&o.base), o.dead.clone(), o.delta.clone())
+            (Arc::clone(&o.base), Arc::clone(&o.dead), o.deltas.clone())
         };
         let mut w = self.inner.lock();
         // A merge would install a base built from the old one: wait for it
@@ -244,7 +279,7 @@ impl SearchEngine {
         }
         w.base = base;
         w.dead = dead;
-        w.delta = delta;
+        w.deltas = deltas;
         self.inner.current.store(Arc::new(w.snapshot()));
     }
 
@@ -270,20 +305,8 @@ impl Merge {
         for rank in self.snapshot.dead().iter() {
             table.remove(base.table().id(base.row_at(rank)));
         }
-        for row in self.delta.rows() {
-            let hobbies: Vec<&str> = self
-                .delta
-                .hobby_ids(row)
-                .iter()
-                .map(|&h| self.delta.hobby_name(h))
-                .collect();
-            table.upsert_ref(PersonRef {
-                id: self.delta.id(row),
-                first_name: self.delta.first_name(row),
-                last_name: self.delta.last_name(row),
-                nationality: self.delta.nationality(row),
-                hobbies: &hobbies,
-            });
+        for delta in self.snapshot.deltas() {
+            copy_live(delta, &mut table);
         }
         if table.removed_len() * COMPACT_RATIO > table.rows_len() {
             table = table.compacted();
@@ -293,11 +316,9 @@ impl Merge {
         let mut w = self.inner.lock();
         let replay = w.since_merge.take().unwrap_or_default();
         w.base = base;
-        w.dead = RoaringBitmap::new();
-        w.delta = PeopleTable::new();
-        for change in &replay {
-            w.apply(change);
-        }
+        w.dead = Arc::default();
+        w.deltas = Vec::new();
+        w.apply(&replay);
         w.merges += 1;
         self.inner.current.store(Arc::new(w.snapshot()));
         let people = w.base.len();
@@ -331,45 +352,135 @@ impl Drop for Merge {
 
 impl Writer {
     fn pending(&self) -> usize {
-        self.delta.rows_len() + self.dead.len() as usize
+        self.deltas.iter().map(|d| d.segment.len()).sum::<usize>() + self.dead.len() as usize
     }
 
     fn snapshot(&self) -> Snapshot {
         Snapshot::new(
             Arc::clone(&self.base),
-            Arc::new(self.dead.clone()),
-            Arc::new(Segment::build(self.delta.clone())),
+            Arc::clone(&self.dead),
+            self.deltas.clone(),
         )
     }
 
-    /// Applies one change; returns whether it changed anything.
-    fn apply(&mut self, change: &Change) -> bool {
-        match change {
-            Change::Put(p) => {
-                if let Some(row) = self.delta.row_of(&p.id) {
-                    if self.delta.holds(row, p) {
-                        return false;
-                    }
-                } else if let Some(rank) = self.base.rank_of(&p.id)
-                    && !self.dead.contains(rank)
-                {
-                    if self.base.table().holds(self.base.row_at(rank), p) {
-                        return false;
-                    }
-                    self.dead.insert(rank);
-                }
-                self.delta.upsert(p);
-                true
-            }
-            Change::Delete(id) => {
-                let in_delta = self.delta.remove(id).is_some();
-                let in_base = self
-                    .base
-                    .rank_of(id)
-                    .is_some_and(|rank| self.dead.insert(rank));
-                in_delta || in_base
+    /// Where `id` is live, newest segment first.
+    fn place(&self, id: &str) -> Option<Place> {
+        for (i, delta) in self.deltas.iter().enumerate().rev() {
+            if let Some(rank) = delta.segment.rank_of(id)
+                && !delta.dead.contains(rank)
+            {
+                return Some(Place::Delta(i, rank));
             }
         }
+        let rank = self.base.rank_of(id)?;
+        (!self.dead.contains(rank)).then_some(Place::Base(rank))
+    }
+
+    fn holds(&self, place: Place, p: &Person) -> bool {
+        let (segment, rank) = match place {
+            Place::Base(rank) => (&self.base, rank),
+            Place::Delta(i, rank) => (&self.deltas[i].segment, rank),
+        };
+        segment.table().holds(segment.row_at(rank), p)
+    }
+
+    fn kill(&mut self, place: Place) {
+        match place {
+            Place::Base(rank) => Arc::make_mut(&mut self.dead).insert(rank),
+            Place::Delta(i, rank) => Arc::make_mut(&mut self.deltas[i].dead).insert(rank),
+        };
+    }
+
+    /// Applies `changes` in order as one new delta segment (then tiers the
+    /// deltas); returns the positions of the changes that changed something.
+    fn apply(&mut self, changes: &[Change]) -> Vec<usize> {
+        // The batch's people: they become the new delta.
+        let mut fresh = PeopleTable::new();
+        let mut applied = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let changed = match change {
+                Change::Put(p) => match fresh.row_of(&p.id) {
+                    Some(row) if fresh.holds(row, p) => false,
+                    Some(_) => {
+                        fresh.upsert(p);
+                        true
+                    }
+                    None => match self.place(&p.id) {
+                        Some(place) if self.holds(place, p) => false,
+                        Some(place) => {
+                            self.kill(place);
+                            fresh.upsert(p);
+                            true
+                        }
+                        None => {
+                            fresh.upsert(p);
+                            true
+                        }
+                    },
+                },
+                Change::Delete(id) => {
+                    // Live in the batch, or in a segment: never both, since
+                    // a put kills the person's older place.
+                    if fresh.remove(id).is_some() {
+                        true
+                    } else if let Some(place) = self.place(id) {
+                        self.kill(place);
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            if changed {
+                applied.push(i);
+            }
+        }
+        if !fresh.is_empty() {
+            self.deltas.push(Delta::new(fresh));
+        }
+        self.tier();
+        applied
+    }
+
+    /// Drops the deltas nobody is live in, then rebuilds the two newest as
+    /// one while the newest holds at least half as many people as the one
+    /// before it (or there are more than `MAX_DELTAS`).
+    fn tier(&mut self) {
+        self.deltas.retain(|d| d.live() > 0);
+        while let [.., older, newer] = self.deltas.as_slice() {
+            if newer.live() * 2 < older.live() && self.deltas.len() <= MAX_DELTAS {
+                break;
+            }
+            let newer = self.deltas.pop().expect("two deltas");
+            let older = self.deltas.pop().expect("two deltas");
+            let mut table = PeopleTable::new();
+            copy_live(&older, &mut table);
+            copy_live(&newer, &mut table);
+            self.deltas.push(Delta::new(table));
+        }
+    }
+}
+
+/// Upserts the people live in `delta` into `table`.
+fn copy_live(delta: &Delta, table: &mut PeopleTable) {
+    let from = delta.segment.table();
+    for rank in 0..delta.segment.len() as u32 {
+        if delta.dead.contains(rank) {
+            continue;
+        }
+        let row = delta.segment.row_at(rank);
+        let hobbies: Vec<&str> = from
+            .hobby_ids(row)
+            .iter()
+            .map(|&h| from.hobby_name(h))
+            .collect();
+        table.upsert_ref(PersonRef {
+            id: from.id(row),
+            first_name: from.first_name(row),
+            last_name: from.last_name(row),
+            nationality: from.nationality(row),
+            hobbies: &hobbies,
+        });
     }
 }
 

@@ -1,7 +1,7 @@
-//! What a reader sees: an immutable base segment, the base ranks that are
-//! dead (people deleted or replaced since the base was built), and a small
-//! delta segment holding everyone written since. Every answer is exact
-//! across the two: a person is live in exactly one of them.
+//! What a reader sees: an immutable base segment and a few small delta
+//! segments holding everyone written since, each with its dead ranks
+//! (people deleted or replaced since it was built). Every answer is exact
+//! across them: a person is live in exactly one segment.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::Delta;
 use super::index::{Matches, Segment};
 use super::table::PeopleTable;
 use crate::domain::{PeopleFilter, Person, SortKey, ValueCount};
@@ -37,7 +38,8 @@ pub struct Snapshot {
     base: Arc<Segment>,
     /// Ranks of `base` whose person was deleted or replaced since.
     dead: Arc<RoaringBitmap>,
-    delta: Arc<Segment>,
+    /// Oldest first.
+    deltas: Vec<Delta>,
     /// Every nationality and hobby with its live count, by count desc then
     /// value: computed once per snapshot (a few hundred bitmap counts).
     nationalities: Vec<ValueCount>,
@@ -59,25 +61,27 @@ impl SegmentMatches<'_> {
 }
 
 impl Snapshot {
-    pub(crate) fn new(base: Arc<Segment>, dead: Arc<RoaringBitmap>, delta: Arc<Segment>) -> Self {
-        let (base_nats, base_hobbies) = base.value_counts(&dead);
-        let (delta_nats, delta_hobbies) = delta.value_counts(&RoaringBitmap::new());
+    pub(crate) fn new(base: Arc<Segment>, dead: Arc<RoaringBitmap>, deltas: Vec<Delta>) -> Self {
+        let (mut nationalities, mut hobbies) = (Vec::new(), Vec::new());
+        let counts = std::iter::once(base.value_counts(&dead))
+            .chain(deltas.iter().map(|d| d.segment.value_counts(&d.dead)));
+        for (nats, hobs) in counts {
+            nationalities.push(nats);
+            hobbies.push(hobs);
+        }
+        let (nationalities, hobbies) = (sum_counts(nationalities), sum_counts(hobbies));
         Self {
-            nationalities: sum_counts(base_nats, delta_nats),
-            hobbies: sum_counts(base_hobbies, delta_hobbies),
+            nationalities,
+            hobbies,
             base,
             dead,
-            delta,
+            deltas,
         }
     }
 
     /// A snapshot of `table` alone (no delta).
     pub fn build(table: PeopleTable) -> Self {
-        Self::new(
-            Arc::new(Segment::build(table)),
-            Arc::default(),
-            Arc::new(Segment::build(PeopleTable::new())),
-        )
+        Self::new(Arc::new(Segment::build(table)), Arc::default(), Vec::new())
     }
 
     pub(crate) fn base(&self) -> &Arc<Segment> {
@@ -88,15 +92,29 @@ impl Snapshot {
         &self.dead
     }
 
-    /// People in the delta segment and dead base ranks: what a merge folds
+    pub(crate) fn deltas(&self) -> &[Delta] {
+        &self.deltas
+    }
+
+    /// People in the delta segments and dead base ranks: what a merge folds
     /// into a new base.
     pub fn pending(&self) -> usize {
-        self.delta.table().rows_len() + self.dead.len() as usize
+        self.deltas.iter().map(|d| d.segment.len()).sum::<usize>() + self.dead.len() as usize
+    }
+
+    /// Delta segments beside the base (a few; tiered, see `search/mod.rs`).
+    pub fn delta_segments(&self) -> usize {
+        self.deltas.len()
     }
 
     /// People in the directory.
     pub fn len(&self) -> usize {
-        self.base.len() - self.dead.len() as usize + self.delta.len()
+        self.base.len() - self.dead.len() as usize
+            + self
+                .deltas
+                .iter()
+                .map(|d| d.segment.len() - d.dead.len() as usize)
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -104,14 +122,16 @@ impl Snapshot {
     }
 
     pub fn get(&self, id: &str) -> Option<Person> {
-        if let Some(p) = self.delta.get(id) {
-            return Some(p);
+        let segments = std::iter::once((&self.base, &self.dead))
+            .chain(self.deltas.iter().map(|d| (&d.segment, &d.dead)));
+        for (segment, dead) in segments {
+            if let Some(rank) = segment.rank_of(id)
+                && !dead.contains(rank)
+            {
+                return Some(segment.table().person(segment.row_at(rank)));
+            }
         }
-        let row = self.base.table().row_of(id)?;
-        if !self.dead.is_empty() && self.dead.contains(self.base.rank_of(id)?) {
-            return None;
-        }
-        Some(self.base.table().person(row))
+        None
     }
 
     /// Top `limit` nationalities and hobbies by count, then value.
@@ -122,89 +142,83 @@ impl Snapshot {
 
     /// How many people match `filter`.
     pub fn count(&self, filter: &PeopleFilter) -> u64 {
-        let (a, b) = self.both(filter);
-        a.len() + b.len()
+        self.segments(filter).iter().map(|(_, m)| m.len()).sum()
     }
 
-    fn both(&self, filter: &PeopleFilter) -> (Matches<'_>, Matches<'_>) {
-        (
-            self.base.matches(filter).without(&self.dead),
-            self.delta.matches(filter),
-        )
+    /// Each segment with its matches of `filter` (dead ranks left out),
+    /// base first.
+    pub(crate) fn segments(&self, filter: &PeopleFilter) -> Vec<(&Segment, Matches<'_>)> {
+        std::iter::once((&*self.base, self.base.matches(filter).without(&self.dead)))
+            .chain(
+                self.deltas
+                    .iter()
+                    .map(|d| (&*d.segment, d.segment.matches(filter).without(&d.dead))),
+            )
+            .collect()
     }
 
     /// The matches of each segment, base first.
-    pub(crate) fn segment_matches(&self, filter: &PeopleFilter) -> [SegmentMatches<'_>; 2] {
-        let (a, b) = self.both(filter);
-        [
-            SegmentMatches {
-                table: self.base.table(),
-                segment: &self.base,
-                matches: a,
-            },
-            SegmentMatches {
-                table: self.delta.table(),
-                segment: &self.delta,
-                matches: b,
-            },
-        ]
+    pub(crate) fn segment_matches(&self, filter: &PeopleFilter) -> Vec<SegmentMatches<'_>> {
+        self.segments(filter)
+            .into_iter()
+            .map(|(segment, matches)| SegmentMatches {
+                table: segment.table(),
+                segment,
+                matches,
+            })
+            .collect()
     }
 
     /// One page of the people matching `filter`, with the exact total.
     ///
-    /// The page is a merge of the two segments' matches by key. An offset
-    /// is placed by a binary search over the delta's matches (a delta match
-    /// `j` sits at `j` + the base matches below its key), so a deep page
-    /// costs O(log d · log n) key comparisons, not a walk from the start.
+    /// The page is a merge of the segments' matches by key. An offset is
+    /// placed per delta by a binary search over its matches (its match `j`
+    /// sits at `j` + the other segments' matches below its key), and the
+    /// base takes the rest, so a deep page costs O(s² log d · log n) for s
+    /// segments, not a walk from the start.
     pub fn search(&self, filter: &PeopleFilter, start: &PageStart, size: usize) -> SearchPage {
-        let (a, b) = self.both(filter);
-        let total = a.len() + b.len();
-        let (a_from, b_from) = match start {
-            PageStart::After(key) => (
-                a.count_below(self.base.rank_after(key)),
-                b.count_below(self.delta.rank_after(key)),
-            ),
-            PageStart::Offset(offset) if b.is_empty() => (*offset, 0),
-            PageStart::Offset(offset) => {
-                let position = |j: u64| {
-                    let rank = b.select(j).expect("j is below the delta's count");
-                    let (last, first, id) = self.delta.key_of_rank(rank);
-                    j + a.count_below(self.base.rank_after_parts(last, first, id))
-                };
-                let (mut lo, mut hi) = (0, b.len());
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if position(mid) < *offset {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                (offset - lo, lo)
-            }
+        let parts = self.segments(filter);
+        let total: u64 = parts.iter().map(|(_, m)| m.len()).sum();
+        let starts: Vec<u64> = match start {
+            PageStart::After(key) => parts
+                .iter()
+                .map(|(segment, m)| m.count_below(segment.rank_after(key)))
+                .collect(),
+            PageStart::Offset(offset) => split(&parts, *offset),
         };
-        let offset = a_from + b_from;
-        let a_ranks = a.ranks(a_from, size);
-        let b_ranks = b.ranks(b_from, size);
-        let (mut i, mut j) = (0, 0);
-        let mut picked: Vec<(&Segment, u32)> =
-            Vec::with_capacity(size.min(a_ranks.len() + b_ranks.len()));
-        while picked.len() < size && (i < a_ranks.len() || j < b_ranks.len()) {
-            let take_a = match (a_ranks.get(i), b_ranks.get(j)) {
-                (Some(&ra), Some(&rb)) => {
-                    cmp_keys(self.base.key_of_rank(ra), self.delta.key_of_rank(rb))
-                        == Ordering::Less
+        let offset: u64 = starts.iter().sum();
+        let mut runs: Vec<(&Segment, Vec<u32>, usize)> = parts
+            .iter()
+            .zip(&starts)
+            .map(|((segment, m), &from)| (*segment, m.ranks(from, size), 0))
+            .filter(|(_, ranks, _)| !ranks.is_empty())
+            .collect();
+        let mut picked: Vec<(&Segment, u32)> = Vec::with_capacity(size);
+        while picked.len() < size {
+            // The run whose next match has the smallest key.
+            let mut best: Option<usize> = None;
+            for (i, (segment, ranks, at)) in runs.iter().enumerate() {
+                let Some(&rank) = ranks.get(*at) else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let (bs, br, ba) = &runs[b];
+                        cmp_keys(segment.key_of_rank(rank), bs.key_of_rank(br[*ba]))
+                            == Ordering::Less
+                    }
+                };
+                if better {
+                    best = Some(i);
                 }
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if take_a {
-                picked.push((&self.base, a_ranks[i]));
-                i += 1;
-            } else {
-                picked.push((&self.delta, b_ranks[j]));
-                j += 1;
             }
+            let Some(b) = best else {
+                break;
+            };
+            let (segment, ranks, at) = &mut runs[b];
+            picked.push((*segment, ranks[*at]));
+            *at += 1;
         }
         let next = match picked.last() {
             Some(&(segment, rank)) if offset + (picked.len() as u64) < total => {
@@ -225,6 +239,46 @@ impl Snapshot {
     }
 }
 
+/// Where the match at global position `offset` falls in each segment: how
+/// many of each segment's matches come before it. Per delta, a binary
+/// search for the number of its matches whose global position is below
+/// `offset` (a match's position is its index plus the other segments'
+/// matches with a smaller key); the base, the largest, takes the rest.
+fn split(parts: &[(&Segment, Matches<'_>)], offset: u64) -> Vec<u64> {
+    let total: u64 = parts.iter().map(|(_, m)| m.len()).sum();
+    if offset >= total {
+        return parts.iter().map(|(_, m)| m.len()).collect();
+    }
+    let mut starts = vec![0u64; parts.len()];
+    for (i, (segment, m)) in parts.iter().enumerate().skip(1) {
+        if m.is_empty() {
+            continue;
+        }
+        let position = |j: u64| {
+            let rank = m.select(j).expect("j is below the segment's count");
+            let (last, first, id) = segment.key_of_rank(rank);
+            j + parts
+                .iter()
+                .enumerate()
+                .filter(|&(t, _)| t != i)
+                .map(|(_, (other, om))| om.count_below(other.rank_after_parts(last, first, id)))
+                .sum::<u64>()
+        };
+        let (mut lo, mut hi) = (0, m.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if position(mid) < offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        starts[i] = lo;
+    }
+    starts[0] = offset - starts[1..].iter().sum::<u64>();
+    starts
+}
+
 fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
     (a.0.as_bytes(), a.1.as_bytes(), a.2.as_bytes()).cmp(&(
         b.0.as_bytes(),
@@ -233,14 +287,16 @@ fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
     ))
 }
 
-/// Adds two lists of counts by value, and orders them by count desc, then
+/// Adds lists of counts by value, and orders them by count desc, then
 /// value asc.
-fn sum_counts(a: Vec<ValueCount>, b: Vec<ValueCount>) -> Vec<ValueCount> {
-    let mut out = a;
-    if !b.is_empty() {
+fn sum_counts(lists: Vec<Vec<ValueCount>>) -> Vec<ValueCount> {
+    let mut lists = lists.into_iter();
+    let mut out = lists.next().unwrap_or_default();
+    let rest: Vec<Vec<ValueCount>> = lists.filter(|l| !l.is_empty()).collect();
+    if !rest.is_empty() {
         let mut by_value: HashMap<String, u64> =
             out.drain(..).map(|vc| (vc.value, vc.count)).collect();
-        for vc in b {
+        for vc in rest.into_iter().flatten() {
             *by_value.entry(vc.value).or_default() += vc.count;
         }
         out = by_value
