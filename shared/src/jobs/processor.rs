@@ -117,8 +117,10 @@ async fn deliver(
     receive_count: u32,
     deadline: Option<Instant>,
 ) -> Result<Processed, ProcessError> {
-    let message: JobMessage =
-        serde_json::from_str(body).map_err(|e| ProcessError::Malformed(e.to_string()))?;
+    let message: JobMessage = match serde_json::from_str(body) {
+        Ok(message) => message,
+        Err(e) => return Err(unreadable(worker, body, receive_count, e).await),
+    };
     let span = tracing::Span::current();
     span.record("request_id", message.request_id.as_str());
     span.record("correlation_id", message.correlation_id.as_str());
@@ -174,6 +176,51 @@ async fn deliver(
         }
         other => other,
     }
+}
+
+/// A message this processor cannot read. It stays a `Malformed` error, so
+/// that SQS redelivers it and, after the last receive, moves it to the
+/// dead-letter queue where an operator can read it. But a message that
+/// still names a request (a job of a kind this processor does not know,
+/// sent by a newer enqueue function during a deploy, say) would leave that
+/// request `queued` for ever: on the last receive the request is failed
+/// (`unreadable_job`) and that is pushed to its subscribers, so that its
+/// client learns and can submit it again.
+async fn unreadable(
+    worker: &Worker,
+    body: &str,
+    receive_count: u32,
+    error: serde_json::Error,
+) -> ProcessError {
+    let malformed = ProcessError::Malformed(error.to_string());
+    if receive_count < worker.max_receives {
+        return malformed;
+    }
+    let Some(id) = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned))
+    else {
+        return malformed;
+    };
+    tracing::Span::current().record("request_id", id.as_str());
+    let outcome = Outcome::Failed(JobError {
+        code: "unreadable_job".into(),
+        message: format!("the job message could not be read ({error}); submit the request again"),
+    });
+    match worker.requests.finish(&id, outcome, Utc::now()).await {
+        Ok(true) => {
+            tracing::error!(request_id = %id, %error, receive_count, "unreadable job message on its last receive; request failed, message left for the dead-letter queue");
+            if let Err(e) = push_finished(worker, &id, None).await {
+                tracing::warn!(error = %e, "the failure could not be pushed to every subscriber");
+            }
+        }
+        // Unknown, or finished already: nothing to end.
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(request_id = %id, error = %e, "could not fail the request of an unreadable job message");
+        }
+    }
+    malformed
 }
 
 /// Reads the finished request `id` and pushes its result to its
@@ -447,7 +494,69 @@ fn time_left(deadline: Option<Instant>) -> Result<(), ProcessError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
     use serde_json::json;
+
+    use super::{ProcessError, Worker, process};
+    use crate::adapters::memory::MemoryRequestStore;
+    use crate::config::{JobsConfig, PeopleConfig};
+    use crate::jobs::{JobKind, RequestRecord, RequestStatus};
+    use crate::ports::RequestStore;
+    use crate::search::Refresh;
+    use crate::wiring::{open_people, open_pusher};
+
+    /// A message naming a request but of a job kind this processor does not
+    /// know: malformed on every receive (so SQS moves it to the dead-letter
+    /// queue), and on the last one its request is failed, not left queued.
+    #[tokio::test]
+    async fn an_unreadable_job_fails_its_request_on_the_last_receive_only() {
+        let config = PeopleConfig {
+            seed_people: 10,
+            ..PeopleConfig::from_lookup(|_| None).unwrap()
+        };
+        let requests = Arc::new(MemoryRequestStore::new());
+        let worker = Worker {
+            people: open_people(&config, None, Refresh::Inline).await.unwrap(),
+            requests: requests.clone(),
+            max_receives: 3,
+            pusher: open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
+                .await
+                .unwrap(),
+        };
+        let record = RequestRecord::queued("r-1".into(), JobKind::Report, Utc::now());
+        requests.create(&record, None).await.unwrap();
+        let body =
+            json!({"request_id": "r-1", "correlation_id": "c", "kind": "explode"}).to_string();
+        for receive in 1..=2 {
+            let result = process(&worker, &body, receive, None).await;
+            assert!(
+                matches!(result, Err(ProcessError::Malformed(_))),
+                "{result:?}"
+            );
+            let now = requests.get("r-1").await.unwrap().unwrap();
+            assert_eq!(now.status, RequestStatus::Queued, "receive {receive}");
+        }
+        let result = process(&worker, &body, 3, None).await;
+        assert!(
+            matches!(result, Err(ProcessError::Malformed(_))),
+            "{result:?}"
+        );
+        let failed = requests.get("r-1").await.unwrap().unwrap();
+        assert_eq!(failed.status, RequestStatus::Failed);
+        assert_eq!(failed.error.unwrap().code, "unreadable_job");
+
+        // Neither a message naming no request nor one naming an unknown
+        // request fails anything, and both stay malformed.
+        for body in ["not json", r#"{"request_id": "nobody", "kind": "explode"}"#] {
+            let result = process(&worker, body, 3, None).await;
+            assert!(
+                matches!(result, Err(ProcessError::Malformed(_))),
+                "{result:?}"
+            );
+        }
+    }
 
     #[test]
     fn an_imported_person_with_an_unknown_field_is_rejected_with_its_name() {
