@@ -358,6 +358,22 @@ async fn create_tables_makes_the_tables_the_template_declares() {
             })
             .collect();
         assert_eq!(indexes, want.indexes, "{logical_id}");
+        let projections: Vec<(String, String, Vec<String>)> = got
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                let p = i.projection();
+                (
+                    i.index_name().unwrap_or_default().to_owned(),
+                    p.and_then(|p| p.projection_type())
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                    p.map(|p| p.non_key_attributes().to_vec())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(projections, want.projections, "{logical_id}");
         let ttl = client
             .describe_time_to_live()
             .table_name(&name)

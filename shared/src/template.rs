@@ -116,6 +116,10 @@ pub struct TableSpec {
     pub key: Vec<(String, String)>,
     /// (index name, its key).
     pub indexes: Vec<(String, Vec<(String, String)>)>,
+    /// (index name, its `ProjectionType`, its `NonKeyAttributes`).
+    pub projections: Vec<(String, String, Vec<String>)>,
+    /// `PAY_PER_REQUEST` or `PROVISIONED` (CloudFormation's default).
+    pub billing_mode: String,
     pub ttl_attribute: Option<String>,
 }
 
@@ -411,6 +415,30 @@ impl Template {
                 ))
             })
             .collect();
+        let projections = table
+            .pointer("/Properties/GlobalSecondaryIndexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let projection = i.get("Projection")?;
+                Some((
+                    i.get("IndexName")?.as_str()?.to_owned(),
+                    projection.get("ProjectionType")?.as_str()?.to_owned(),
+                    projection
+                        .get("NonKeyAttributes")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| Some(a.as_str()?.to_owned()))
+                        .collect(),
+                ))
+            })
+            .collect();
+        let billing_mode = table
+            .pointer("/Properties/BillingMode")
+            .and_then(|b| self.scalar(b))
+            .unwrap_or_else(|| "PROVISIONED".to_owned());
         let ttl_attribute = table
             .pointer("/Properties/TimeToLiveSpecification")
             .filter(|t| t.get("Enabled") == Some(&Value::Bool(true)))
@@ -421,6 +449,8 @@ impl Template {
             attributes,
             key,
             indexes,
+            projections,
+            billing_mode,
             ttl_attribute,
         })
     }
