@@ -142,12 +142,29 @@ wait_for "http://127.0.0.1:$port/metrics" "the local server" "${pids[-1]}"
 # The first request to each function builds it (cargo) and starts it; the
 # query function then builds its search index from the people table.
 echo "== building and starting the functions, and the search index (first request to each)"
+if [ "$prebuilt" = 1 ]; then index_log="$logs/query-api.log"; else index_log="$logs/functions.log"; fi
+# GET PATH, showing the query function's progress lines (the Scan of the
+# people table, once a second, then "search index built") while it waits.
+first_request() {
+    local path=$1 seen=0 n request
+    printf '  GET %s\n' "$path"
+    curl -s -o "$logs/first.body" -m 600 -w '%{http_code}' "http://127.0.0.1:$port$path" \
+        >"$logs/first.code" 2>/dev/null &
+    request=$!
+    while kill -0 "$request" 2>/dev/null; do
+        n=$(grep -c 'search index' "$index_log" 2>/dev/null || true)
+        if [ "${n:-0}" -gt "$seen" ]; then
+            grep 'search index' "$index_log" | tail -n "+$((seen + 1))" | head -n "$((n - seen))" |
+                sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^/    /' | cut -c1-160
+            seen=$n
+        fi
+        sleep 0.5
+    done
+    wait "$request" || true
+    echo "    -> $(cat "$logs/first.code" 2>/dev/null || echo 'no answer') after $((SECONDS - started)) s"
+}
 started=$SECONDS
-for path in /filters "/requests/none"; do
-    printf '  GET %-16s ' "$path"
-    curl -s -o /dev/null -m 600 -w '%{http_code}' "http://127.0.0.1:$port$path" || printf 'no answer'
-    echo " ($((SECONDS - started)) s)"
-done
+for path in /filters "/requests/none"; do first_request "$path"; done
 
 cat <<EOF
 

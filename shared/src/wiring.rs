@@ -3,7 +3,7 @@
 //! the local server and the worker, so they cannot differ.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::adapters::apigw::ManagementApiNotifier;
 use crate::adapters::dynamodb::DynamoPeopleStore;
@@ -66,7 +66,7 @@ pub async fn open_people(
             }
             let store = open_people_store(config).await;
             let (engine, version) =
-                build_from_store(store.as_ref(), config.scan_segments, &|_| {}).await?;
+                build_from_store(store.as_ref(), config.scan_segments, &scan_progress()).await?;
             (store, engine, version)
         }
     };
@@ -90,6 +90,24 @@ pub async fn open_people(
         store,
         index: Arc::new(index),
     })
+}
+
+/// Logs the Scan's progress at most once a second (a cold start over a
+/// large table takes a while, and `scripts/dev.sh` shows these lines).
+fn scan_progress() -> impl Fn(usize) + Sync {
+    let started = Instant::now();
+    let last = std::sync::Mutex::new(Instant::now());
+    move |read| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(1) {
+            *last = Instant::now();
+            tracing::info!(
+                people = read,
+                seconds = started.elapsed().as_secs_f64(),
+                "search index: reading the people table"
+            );
+        }
+    }
 }
 
 /// The people store of `config` alone, for a writer that keeps no index
