@@ -470,6 +470,79 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
         .count();
     assert_eq!(tries, 3, "the processor saw it on each of the 3 receives");
 
+    // A poison message that names a request: a job of a kind this
+    // processor does not know (as a newer enqueue would send during a
+    // deploy). It reaches the dead-letter queue like the other, and on its
+    // last receive the processor fails the request and pushes that, so its
+    // subscriber learns and the request does not stay queued.
+    let requests = shared::adapters::dynamodb_requests::DynamoRequestStore::new(
+        moto::client(),
+        format!("{run}-requests"),
+    );
+    // Request ids are UUIDs (the HTTP API answers 404 for anything else).
+    let unreadable_id = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        std::process::id(),
+        free_port()
+    );
+    let record = shared::jobs::RequestRecord::queued(
+        unreadable_id.clone(),
+        shared::jobs::JobKind::Report,
+        chrono::Utc::now(),
+    );
+    shared::ports::RequestStore::create(&requests, &record, None)
+        .await
+        .unwrap();
+    send(
+        &mut socket,
+        json!({"action": "subscribe", "request_id": unreadable_id}),
+    )
+    .await;
+    let subscribed = next(&mut socket).await;
+    assert_eq!(subscribed["status"], "queued", "{subscribed}");
+    let unreadable = json!({"request_id": unreadable_id, "correlation_id": "e2e-unreadable", "kind": "a_kind_from_the_future"}).to_string();
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(&unreadable)
+        .send()
+        .await
+        .unwrap();
+    let result = until_result(&mut socket, &unreadable_id).await;
+    assert_eq!(result["status"], "failed", "{result}");
+    assert_eq!(result["error"]["code"], "unreadable_job", "{result}");
+    let response = http
+        .get(format!("{local}/requests/{unreadable_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stored: Value = response.json().await.unwrap();
+    assert_eq!(stored["status"], "failed", "{stored}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&dlq_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if out
+            .messages
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.body() == Some(unreadable.as_str()))
+        {
+            break;
+        }
+        processes.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "the unreadable message never reached the dead-letter queue\n{}",
+            processes.tails()
+        );
+    }
+
     drop(socket);
     processes.assert_running();
 }
