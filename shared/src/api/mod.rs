@@ -4,7 +4,9 @@
 
 mod cursor;
 mod error;
+pub mod openapi;
 pub mod params;
+mod web;
 pub mod write;
 
 use std::sync::Arc;
@@ -85,6 +87,9 @@ pub async fn handle(api: &QueryApi, req: Request<Bytes>) -> Response<Bytes> {
 fn route_name(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
+        [""] => "page",
+        ["web", _] => "asset",
+        ["openapi.json"] => "openapi",
         ["people"] => "people",
         ["people", _] => "person",
         ["filters"] => "filters",
@@ -114,6 +119,21 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let query = req.uri().query();
     match segments.as_slice() {
+        // The page and the API's description are public: they hold no data.
+        [""] => {
+            only_get(req)?;
+            Ok(web::page(req.headers()))
+        }
+        ["web", file] => {
+            only_get(req)?;
+            web::file(file, req.headers()).ok_or_else(|| {
+                ApiError::NotFound(format!("no file {:?}", crate::text::clip_chars(file, 64)))
+            })
+        }
+        ["openapi.json"] => {
+            only_get(req)?;
+            Ok(json_response(StatusCode::OK, &openapi::document()))
+        }
         ["people"] => {
             only_get(req)?;
             may_read(req)?;

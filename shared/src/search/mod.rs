@@ -41,7 +41,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use arc_swap::ArcSwap;
 use roaring::RoaringBitmap;
 
-pub use features::{ApproximateWord, Facet, Highlight, allowed_edits, highlight, prefix_distance};
+pub use features::{
+    ApproximateWord, Facet, Highlight, ONE_EDIT_CHARS, TWO_EDITS_CHARS, allowed_edits, highlight,
+    prefix_distance,
+};
 pub use index::Matches;
 use index::Segment;
 pub use live::{LiveIndex, Refresh};
