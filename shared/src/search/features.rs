@@ -198,13 +198,36 @@ pub fn allowed_edits(word: &str) -> usize {
 /// prefix of `w`, with the longest prefix (in characters) at that
 /// distance, when it is at most `k`.
 pub fn prefix_distance(q: &[char], w: &[char], k: usize) -> Option<(usize, usize)> {
+    let mut rows = Rows::default();
+    prefix_distance_in(&mut rows, q, w, k)
+}
+
+/// The three rows of the programme, kept between words so that a scan of
+/// the vocabulary allocates them once.
+#[derive(Default)]
+pub(crate) struct Rows {
+    before: Vec<usize>,
+    prev: Vec<usize>,
+    cur: Vec<usize>,
+}
+
+pub(crate) fn prefix_distance_in(
+    rows: &mut Rows,
+    q: &[char],
+    w: &[char],
+    k: usize,
+) -> Option<(usize, usize)> {
     let m = q.len();
     // A prefix longer than m + k is more than k insertions away.
     let n = w.len().min(m + k);
     let w = &w[..n];
-    let mut before: Vec<usize> = Vec::new();
-    let mut prev: Vec<usize> = (0..=n).collect();
-    let mut cur = vec![0; n + 1];
+    let Rows { before, prev, cur } = rows;
+    before.clear();
+    before.resize(n + 1, 0);
+    prev.clear();
+    prev.extend(0..=n);
+    cur.clear();
+    cur.resize(n + 1, 0);
     let mut prev_min = 0;
     for i in 1..=m {
         cur[0] = i;
@@ -224,8 +247,9 @@ pub fn prefix_distance(q: &[char], w: &[char], k: usize) -> Option<(usize, usize
             return None;
         }
         prev_min = row_min;
-        before = std::mem::replace(&mut prev, std::mem::take(&mut cur));
-        cur = vec![0; n + 1];
+        // before <- prev <- cur; the old `before` is overwritten next row.
+        std::mem::swap(before, prev);
+        std::mem::swap(prev, cur);
     }
     let best = *prev.iter().min().expect("n + 1 cells");
     if best > k {
@@ -247,6 +271,7 @@ pub(crate) fn fuzzy_words<'a>(
 ) -> Vec<(&'a str, &'a RoaringBitmap, usize)> {
     let q: Vec<char> = word.chars().collect();
     let mut chars = Vec::new();
+    let mut rows = Rows::default();
     vocabulary
         .iter()
         .filter_map(|(w, people)| {
@@ -259,7 +284,7 @@ pub(crate) fn fuzzy_words<'a>(
             if chars.len() + k < q.len() {
                 return None;
             }
-            prefix_distance(&q, &chars, k).map(|(d, _)| (&**w, people, d))
+            prefix_distance_in(&mut rows, &q, &chars, k).map(|(d, _)| (&**w, people, d))
         })
         .collect()
 }
