@@ -359,6 +359,10 @@ def check_http_routes_authorized(template: dict[str, Any]) -> list[str]:
 ACCESS_RS = Path(__file__).resolve().parent.parent / "shared" / "src" / "access.rs"
 # The one route that both reads and writes, checked by kind in its handler.
 MIXED_ROUTES = {("/requests", "post")}
+# Public by design, with an explicit empty `security` (`[]`): the web page,
+# its assets and the OpenAPI document, which a browser loads without a
+# token; they read no data.
+PUBLIC_ROUTES = {("/", "get"), ("/web/{file}", "get"), ("/openapi.json", "get")}
 WRITE_METHODS = {"put", "patch", "delete", "post"}
 
 
@@ -392,6 +396,10 @@ def check_route_scopes(template: dict[str, Any], read: str, write: str) -> list[
                         scopes = sorted({str(s) for req in security if isinstance(req, dict)
                                          for listed in req.values() for s in as_list(listed)})
                         where = f"{name}.DefinitionBody: {method.upper()} {path}"
+                        if (path, method) in PUBLIC_ROUTES:
+                            if security:
+                                problems.append(f"{where} is public: its security must be []")
+                            continue
                         if not scopes:
                             problems.append(f"{where} names no scope: any token would do")
                         for scope in scopes:

@@ -23,6 +23,9 @@ cargo build --workspace --bins --quiet
 echo "== tests"
 cargo test --workspace
 
+echo "== the web page in a real browser (Debian's chromium, driven by playwright-core)"
+scripts/browser-test.sh
+
 echo "== sam local (Docker, started if missing): every fixture, start-api, start-lambda behind the front mode"
 scripts/sam-local.sh
 

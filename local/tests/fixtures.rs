@@ -233,3 +233,33 @@ fn the_websocket_routes_are_the_templates() {
     assert_eq!(declared, emulated);
     assert_eq!(ws.route_selection, "$request.body.action");
 }
+
+/// The routes `GET /openapi.json` describes are template.yaml's HttpApi
+/// events, each once, and the document lists exactly those paths and methods.
+#[test]
+fn the_openapi_routes_are_the_templates() {
+    let template = shared::template::Template::built_in();
+    let mut declared: Vec<String> = template
+        .http_routes()
+        .unwrap()
+        .iter()
+        .map(|r| r.route_key())
+        .collect();
+    declared.sort();
+    let mut described: Vec<String> = shared::api::openapi::ROUTES
+        .iter()
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    described.sort();
+    assert_eq!(declared, described);
+    let doc = shared::api::openapi::document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut in_doc: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            in_doc.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    in_doc.sort();
+    assert_eq!(in_doc, described);
+}

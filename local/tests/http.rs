@@ -825,3 +825,145 @@ async fn ids_that_are_not_request_ids_bodies_over_the_limit_and_repeated_keys() 
     assert_eq!(between["items"].as_array().unwrap().len(), 3);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_page_and_the_openapi_document_are_served_with_their_types() {
+    let server = Server::start().await;
+    let client = reqwest::Client::new();
+    for (path, content_type, needle) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            "<title>People directory</title>",
+        ),
+        (
+            "/web/app.js",
+            "text/javascript; charset=utf-8",
+            "new WebSocket",
+        ),
+        ("/web/style.css", "text/css; charset=utf-8", "@media"),
+    ] {
+        let r = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], content_type, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{path}");
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(r.text().await.unwrap().contains(needle), "{path}");
+        // Revalidation: the same ETag is a 304 with no body.
+        let again = client
+            .get(format!("{}{path}", server.base))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(again.bytes().await.unwrap().is_empty());
+    }
+    let (status, _) = server.get("/web/nothing.js").await;
+    assert_eq!(status, 404);
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    // Every route the document lists answers something other than "no route".
+    for (method, path) in shared::api::openapi::ROUTES {
+        let path = path.replace("{id}", "nobody").replace("{file}", "app.js");
+        let r = client
+            .request(method.parse().unwrap(), format!("{}{path}", server.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("no route for"), "{method} {path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn facets_typos_and_highlights_over_http() {
+    let server = Server::start().await;
+    let all = people();
+    // Drill sideways: with a nationality picked, the nationality counts
+    // ignore it, the hobby counts do not.
+    let pick = &all[0].nationality;
+    let (status, body) = server
+        .get(&format!(
+            "/people?nationality={}&facets=nationality,hobbies&facet_limit=100",
+            pick.replace(' ', "+")
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let nats = body["facets"]["nationality"].as_array().unwrap();
+    let count = |list: &[Value], v: &str| {
+        list.iter()
+            .find(|x| x["value"] == v)
+            .map_or(0, |x| x["count"].as_u64().unwrap())
+    };
+    for vc in nats {
+        let v = vc["value"].as_str().unwrap();
+        let want = all.iter().filter(|p| p.nationality == v).count() as u64;
+        assert_eq!(vc["count"].as_u64().unwrap(), want, "{v}");
+    }
+    assert!(nats.len() > 1, "other nationalities still counted");
+    let hobbies = body["facets"]["hobbies"].as_array().unwrap();
+    let reading = all
+        .iter()
+        .filter(|p| &p.nationality == pick && p.hobbies.iter().any(|h| h == "Reading"))
+        .count() as u64;
+    assert_eq!(count(hobbies, "Reading"), reading);
+    assert_eq!(
+        body["total"],
+        all.iter().filter(|p| &p.nationality == pick).count()
+    );
+
+    // A misspelt surname: nobody exactly, somebody with typos=1, which says so.
+    let target = all
+        .iter()
+        .find(|p| p.last_name.chars().count() >= 6 && p.last_name.is_ascii())
+        .unwrap();
+    let mut typo: Vec<char> = target.last_name.chars().collect();
+    typo.swap(1, 2);
+    let typo: String = typo.into_iter().collect();
+    let (_, exact) = server.get(&format!("/people?search={typo}")).await;
+    let (status, fuzzy) = server
+        .get(&format!("/people?search={typo}&typos=1&highlight=1"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(fuzzy["total"].as_u64().unwrap() > exact["total"].as_u64().unwrap());
+    let approx = fuzzy["approximate"].as_array().unwrap();
+    assert_eq!(approx[0]["word"], typo.to_lowercase());
+    assert!(
+        approx[0]["matched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap() == fold(&target.last_name))
+    );
+    assert!(exact.get("approximate").is_none());
+    // Highlights: ranges into the names as sent.
+    let (_, page) = server.get("/people?search=jo&highlight=1").await;
+    for item in page["items"].as_array().unwrap() {
+        let h = &item["highlight"];
+        let mut found = 0;
+        for field in ["first_name", "last_name"] {
+            let name: Vec<u16> = item[field].as_str().unwrap().encode_utf16().collect();
+            for r in h[field].as_array().unwrap() {
+                let (s, e) = (
+                    r[0].as_u64().unwrap() as usize,
+                    r[1].as_u64().unwrap() as usize,
+                );
+                let part = String::from_utf16(&name[s..e]).unwrap();
+                assert!(fold(&part).starts_with("jo"), "{part}");
+                found += 1;
+            }
+        }
+        assert!(found > 0, "{item}");
+    }
+    let (status, body) = server.get("/people?facets=height").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["parameter"], "facets");
+}

@@ -7,7 +7,8 @@
 //!
 //! A sample is what the API does for `GET /people` minus HTTP: parse and
 //! validate the parameters, find the matches, count them, and build the page
-//! of `Person` values.
+//! of `Person` values (and, in the `facets` and `typos` variants of the mix,
+//! the facet counts and the approximately matched words).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -58,10 +59,64 @@ fn queries() -> Vec<Query> {
         .collect()
 }
 
+/// The query mix twice more: every query with `facets=nationality,hobbies`
+/// (type `facets`), and every query with a search with `typos=1` and its
+/// words of 5 or more characters misspelt by swapping their 2nd and 3rd
+/// characters (type `typos`).
+fn variants(queries: &[Query]) -> Vec<Query> {
+    let mut out = Vec::new();
+    for q in queries {
+        let mut pairs = q.pairs.clone();
+        pairs.push(("facets".into(), "nationality,hobbies".into()));
+        out.push(Query {
+            name: format!("facets.{}", q.name),
+            pairs,
+        });
+    }
+    for q in queries {
+        if !q.pairs.iter().any(|(k, v)| k == "search" && !v.is_empty()) {
+            continue;
+        }
+        let mut pairs: Vec<(String, String)> = q
+            .pairs
+            .iter()
+            .map(|(k, v)| {
+                if k != "search" {
+                    return (k.clone(), v.clone());
+                }
+                let typo = v
+                    .split(' ')
+                    .map(|w| {
+                        let mut cs: Vec<char> = w.chars().collect();
+                        if cs.len() >= 5 {
+                            cs.swap(1, 2);
+                        }
+                        cs.into_iter().collect::<String>()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (k.clone(), typo)
+            })
+            .collect();
+        pairs.push(("typos".into(), "1".into()));
+        out.push(Query {
+            name: format!("typos.{}", q.name),
+            pairs,
+        });
+    }
+    out
+}
+
 fn run(snapshot: &Snapshot, q: &Query) -> u64 {
     let query = PeopleQuery::from_pairs(&q.pairs).expect("valid query");
     let page = snapshot.search(&query.filter, &query.start, query.page_size);
     black_box(&page.items);
+    if !query.facets.is_empty() {
+        black_box(snapshot.facets(&query.filter, &query.facets, query.facet_limit));
+    }
+    if query.filter.typos {
+        black_box(snapshot.approximate_words(&query.filter));
+    }
     page.total
 }
 
@@ -85,7 +140,9 @@ fn main() {
         snapshot.len(),
         started.elapsed().as_secs_f64()
     );
-    let queries = queries();
+    let mut queries = queries();
+    let more = variants(&queries);
+    queries.extend(more);
 
     let mut criterion = Criterion::default()
         .configure_from_args()

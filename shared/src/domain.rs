@@ -52,6 +52,10 @@ pub struct PeopleFilter {
     pub nationalities: Vec<String>,
     pub hobbies: Vec<String>,
     pub hobbies_match: HobbiesMatch,
+    /// Typo tolerance (opt-in, `typos=1`): a query word of 5 or more
+    /// characters also matches a name word's prefix within one edit, 9 or
+    /// more within two (`search::features`). Off, the reference semantics.
+    pub typos: bool,
 }
 
 impl PeopleFilter {
@@ -67,7 +71,14 @@ impl PeopleFilter {
             nationalities,
             hobbies,
             hobbies_match,
+            typos: false,
         }
+    }
+
+    /// The same filter with typo tolerance on or off.
+    pub fn with_typos(mut self, typos: bool) -> Self {
+        self.typos = typos;
+        self
     }
 }
 

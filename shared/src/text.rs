@@ -58,7 +58,7 @@ pub fn fold(s: &str) -> String {
 /// Whether `c` belongs to a word: a letter or a number (Python's
 /// `str.isalnum()`), which excludes combining marks that Rust's
 /// `is_alphabetic` would accept.
-fn is_word_char(c: char) -> bool {
+pub fn is_word_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
     }

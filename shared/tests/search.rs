@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use shared::domain::{HobbiesMatch, PeopleFilter, Person};
-use shared::search::{PageStart, SearchEngine};
+use shared::search::{Facet, PageStart, SearchEngine};
 use shared::text::{fold, split_words};
 
 const FIRST: &[&str] = &[
@@ -496,4 +496,218 @@ fn a_merge_keeps_a_cursor_valid_and_deletes_deleted() {
     assert_eq!(before_merge.items, after_merge.items);
     assert_eq!(after_merge.total, 4_000);
     assert_eq!(engine.snapshot().get(&gone[0]), None);
+}
+
+// Typo tolerance and facets against naive models. Names from a small
+// alphabet, so that words a few edits apart are common.
+
+const LETTERS: &[char] = &['a', 'b', 'c', 'ä'];
+
+fn word(min: usize, max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(LETTERS), min..=max)
+        .prop_map(|cs| cs.into_iter().collect())
+}
+
+fn near_person() -> impl Strategy<Value = Person> {
+    (
+        0..30u32,
+        word(1, 7),
+        (word(2, 11), prop::option::of(word(1, 4))),
+        prop::sample::select(NATS),
+        prop::sample::subsequence(HOBBIES, 0..=3),
+    )
+        .prop_map(|(id, f, (l, l2), n, h)| Person {
+            id: format!("id{id:02}"),
+            first_name: f,
+            last_name: match l2 {
+                Some(more) => format!("{l}-{more}"),
+                None => l,
+            },
+            nationality: n.into(),
+            hobbies: h.into_iter().map(String::from).collect(),
+        })
+}
+
+/// The definition, spelt out: some prefix of some name word is within
+/// the allowed edits (optimal string alignment distance) of the query word.
+fn model_typo_match(p: &Person, q: &str, typos: bool) -> bool {
+    let k = match q.chars().count() {
+        _ if !typos => 0,
+        n if n >= 9 => 2,
+        n if n >= 5 => 1,
+        _ => 0,
+    };
+    let name = fold(&format!("{} {}", p.first_name, p.last_name));
+    split_words(&name).any(|w| {
+        let chars: Vec<char> = w.chars().collect();
+        (0..=chars.len()).any(|j| {
+            let prefix: String = chars[..j].iter().collect();
+            strsim::osa_distance(q, &prefix) <= k
+        })
+    })
+}
+
+fn model_typo_search(model: &[Person], f: &PeopleFilter) -> Vec<Person> {
+    let exact_rest = PeopleFilter {
+        words: Vec::new(),
+        typos: false,
+        ..f.clone()
+    };
+    model_search(model, &exact_rest)
+        .into_iter()
+        .filter(|p| f.words.iter().all(|q| model_typo_match(p, q, f.typos)))
+        .collect()
+}
+
+/// Disjunctive counts: each facet with every filter but its own.
+fn model_facet(model: &[Person], f: &PeopleFilter, nationality: bool) -> Vec<(String, u64)> {
+    let mut sideways = f.clone();
+    if nationality {
+        sideways.nationalities.clear();
+    } else {
+        sideways.hobbies.clear();
+    }
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for p in model_typo_search(model, &sideways) {
+        if nationality {
+            *counts.entry(p.nationality.clone()).or_default() += 1;
+        } else {
+            for h in &p.hobbies {
+                *counts.entry(h.clone()).or_default() += 1;
+            }
+        }
+    }
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn check_typos_and_facets(engine: &SearchEngine, model: &[Person], f: &PeopleFilter, limit: usize) {
+    let snapshot = engine.snapshot();
+    let expected = model_typo_search(model, f);
+    let got = snapshot.search(f, &PageStart::Offset(0), 1000);
+    assert_eq!(got.total, expected.len() as u64, "{f:?}");
+    assert_eq!(got.items, expected, "{f:?}");
+    let facets = snapshot.facets(f, &[Facet::Nationality, Facet::Hobbies], limit);
+    for (facet, counts) in facets {
+        let nationality = facet == Facet::Nationality;
+        let all = model_facet(model, f, nationality);
+        let selected = if nationality {
+            &f.nationalities
+        } else {
+            &f.hobbies
+        };
+        let mut want: Vec<(String, u64)> = all.iter().take(limit).cloned().collect();
+        let mut extra: Vec<(String, u64)> = selected
+            .iter()
+            .filter(|s| !want.iter().any(|(v, _)| v == *s))
+            .map(|s| {
+                let n = all.iter().find(|(v, _)| v == s).map_or(0, |(_, n)| *n);
+                (s.clone(), n)
+            })
+            .collect();
+        extra.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        want.extend(extra);
+        let got: Vec<(String, u64)> = counts.into_iter().map(|vc| (vc.value, vc.count)).collect();
+        assert_eq!(got, want, "{facet:?} of {f:?}");
+    }
+    // Every word reported as approximate matched someone only that way.
+    for approx in snapshot.approximate_words(f) {
+        assert!(f.words.contains(&approx.word));
+        for w in &approx.matched {
+            assert!(!w.starts_with(&approx.word), "{w} is an exact match");
+            assert!(
+                expected.iter().any(|p| {
+                    let name = fold(&format!("{} {}", p.first_name, p.last_name));
+                    split_words(&name).any(|x| x == w)
+                }),
+                "{w} belongs to nobody matching {f:?}"
+            );
+        }
+    }
+}
+
+fn near_filter() -> impl Strategy<Value = PeopleFilter> {
+    (
+        prop::collection::vec(word(1, 10), 0..=2),
+        prop::sample::subsequence(NATS, 0..=2),
+        prop::sample::subsequence(HOBBIES, 0..=2),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(words, nats, hobbies, all, typos)| {
+            PeopleFilter::new(
+                &words.join(" "),
+                nats.into_iter().map(String::from).collect(),
+                hobbies.into_iter().map(String::from).collect(),
+                if all {
+                    HobbiesMatch::All
+                } else {
+                    HobbiesMatch::Any
+                },
+            )
+            .with_typos(typos)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Typo tolerance, facet counts (with selected values kept) and the
+    /// approximate words, on one segment and then across base and delta
+    /// (writes and deletes after the base was built).
+    #[test]
+    fn typos_and_facets_answer_like_the_model(
+        first in prop::collection::vec(near_person(), 0..40),
+        second in prop::collection::vec(near_person(), 0..10),
+        gone in prop::collection::vec(0..30u32, 0..5),
+        filters in prop::collection::vec(near_filter(), 1..6),
+        limit in 1usize..4,
+    ) {
+        let mut model = Vec::new();
+        upsert(&mut model, &first);
+        let engine = SearchEngine::from_people(&first);
+        for f in &filters {
+            check_typos_and_facets(&engine, &model, f, limit);
+        }
+        upsert(&mut model, &second);
+        engine.upsert(&second);
+        let gone: Vec<String> = gone.iter().map(|i| format!("id{i:02}")).collect();
+        model.retain(|p| !gone.contains(&p.id));
+        engine.delete(&gone);
+        for f in &filters {
+            check_typos_and_facets(&engine, &model, f, limit);
+        }
+    }
+}
+
+#[test]
+fn a_typo_finds_the_name_and_says_so() {
+    let people: Vec<Person> = [("Jon", "Smith"), ("Ann", "Smithson"), ("Bo", "Schmidt")]
+        .iter()
+        .enumerate()
+        .map(|(i, (f, l))| Person {
+            id: format!("p{i}"),
+            first_name: (*f).into(),
+            last_name: (*l).into(),
+            nationality: "Irish".into(),
+            hobbies: vec![],
+        })
+        .collect();
+    let engine = SearchEngine::from_people(&people);
+    let snapshot = engine.snapshot();
+    let exact = PeopleFilter::new("smiht", vec![], vec![], HobbiesMatch::Any);
+    assert_eq!(snapshot.count(&exact), 0);
+    let typos = exact.clone().with_typos(true);
+    let page = snapshot.search(&typos, &PageStart::Offset(0), 10);
+    let names: Vec<&str> = page.items.iter().map(|p| p.last_name.as_str()).collect();
+    assert_eq!(names, ["Smith", "Smithson"]);
+    let approx = snapshot.approximate_words(&typos);
+    assert_eq!(approx.len(), 1);
+    assert_eq!(approx[0].word, "smiht");
+    assert_eq!(approx[0].matched, ["smith", "smithson"]);
+    // Four characters: exact, even with typos on.
+    let short = PeopleFilter::new("smit", vec![], vec![], HobbiesMatch::Any).with_typos(true);
+    assert_eq!(snapshot.count(&short), 2);
+    assert!(snapshot.approximate_words(&short).is_empty());
 }

@@ -79,13 +79,18 @@ fn fingerprint(filter: &PeopleFilter) -> u32 {
     nats.sort();
     let mut hobbies = filter.hobbies.clone();
     hobbies.sort();
-    let canonical = serde_json::to_vec(&(
+    let mut canonical = serde_json::to_vec(&(
         words,
         nats,
         hobbies,
         matches!(filter.hobbies_match, HobbiesMatch::All),
     ))
     .expect("strings serialize");
+    // Appended only when on, so that cursors issued before typo tolerance
+    // existed stay valid.
+    if filter.typos {
+        canonical.extend_from_slice(b"+typos");
+    }
     crc32fast::hash(&canonical)
 }
 

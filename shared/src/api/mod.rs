@@ -4,7 +4,9 @@
 
 mod cursor;
 mod error;
+pub mod openapi;
 pub mod params;
+mod web;
 pub mod write;
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::access::Caller;
 use crate::domain::{Person, ValueCount};
 use crate::jobs::{Enqueuer, SubmitError, submit};
 use crate::ports::RequestStore;
-use crate::search::LiveIndex;
+use crate::search::{ApproximateWord, Highlight, LiveIndex, highlight};
 
 /// What the query API needs.
 pub struct QueryApi {
@@ -34,13 +36,28 @@ pub struct QueryApi {
 
 #[derive(Serialize)]
 struct PeoplePage {
-    items: Vec<Person>,
+    items: Vec<Item>,
     total: u64,
     /// The page these items are, or none when a cursor started them
     /// between page boundaries.
     page: Option<u64>,
     page_size: usize,
     next_cursor: Option<String>,
+    /// With `facets=`: per facet asked, its values and counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facets: Option<serde_json::Map<String, serde_json::Value>>,
+    /// With `typos=1`: the query words matched only approximately.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approximate: Option<Vec<ApproximateWord>>,
+}
+
+/// A person of a page, with their match ranges when asked.
+#[derive(Serialize)]
+struct Item {
+    #[serde(flatten)]
+    person: Person,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    highlight: Option<Highlight>,
 }
 
 #[derive(Serialize)]
@@ -70,6 +87,9 @@ pub async fn handle(api: &QueryApi, req: Request<Bytes>) -> Response<Bytes> {
 fn route_name(path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
+        [""] => "page",
+        ["web", _] => "asset",
+        ["openapi.json"] => "openapi",
         ["people"] => "people",
         ["people", _] => "person",
         ["filters"] => "filters",
@@ -99,6 +119,21 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let query = req.uri().query();
     match segments.as_slice() {
+        // The page and the API's description are public: they hold no data.
+        [""] => {
+            only_get(req)?;
+            Ok(web::page(req.headers()))
+        }
+        ["web", file] => {
+            only_get(req)?;
+            web::file(file, req.headers()).ok_or_else(|| {
+                ApiError::NotFound(format!("no file {:?}", crate::text::clip_chars(file, 64)))
+            })
+        }
+        ["openapi.json"] => {
+            only_get(req)?;
+            Ok(json_response(StatusCode::OK, &openapi::document()))
+        }
         ["people"] => {
             only_get(req)?;
             may_read(req)?;
@@ -268,11 +303,37 @@ async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, 
     let q = PeopleQuery::from_pairs(&parse_query(query)?)?;
     let snapshot = api.index.current().await;
     let page = snapshot.search(&q.filter, &q.start, q.page_size);
+    let facets = (!q.facets.is_empty()).then(|| {
+        snapshot
+            .facets(&q.filter, &q.facets, q.facet_limit)
+            .into_iter()
+            .map(|(facet, counts)| {
+                let counts = serde_json::to_value(counts).expect("counts serialize");
+                (facet.name().to_owned(), counts)
+            })
+            .collect()
+    });
+    let approximate = q
+        .filter
+        .typos
+        .then(|| snapshot.approximate_words(&q.filter));
+    let items = page
+        .items
+        .into_iter()
+        .map(|person| Item {
+            highlight: q
+                .highlight
+                .then(|| highlight(&person, &q.filter.words, q.filter.typos)),
+            person,
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &PeoplePage {
             next_cursor: page.next.as_ref().map(|k| Cursor::encode(k, &q.filter)),
-            items: page.items,
+            facets,
+            approximate,
+            items,
             total: page.total,
             page: (page.offset % q.page_size as u64 == 0)
                 .then(|| page.offset / q.page_size as u64 + 1),

@@ -5,7 +5,7 @@ use percent_encoding::percent_decode;
 use super::ApiError;
 use super::cursor::Cursor;
 use crate::domain::{HobbiesMatch, PeopleFilter};
-use crate::search::PageStart;
+use crate::search::{Facet, PageStart};
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -18,6 +18,8 @@ pub const MAX_VALUE_CHARS: usize = 100;
 pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 pub const DEFAULT_FILTER_LIMIT: usize = 10;
 pub const MAX_FILTER_LIMIT: usize = 100;
+pub const DEFAULT_FACET_LIMIT: usize = 10;
+pub const MAX_FACET_LIMIT: usize = 100;
 
 /// Decoded `key=value` pairs, in order. `+` is a space; invalid UTF-8 after
 /// percent-decoding is an error that names the parameter.
@@ -58,6 +60,11 @@ pub struct PeopleQuery {
     pub filter: PeopleFilter,
     pub start: PageStart,
     pub page_size: usize,
+    /// Facets to count (`facets=nationality,hobbies`), in the order asked.
+    pub facets: Vec<Facet>,
+    pub facet_limit: usize,
+    /// Match ranges per item (`highlight=1`).
+    pub highlight: bool,
 }
 
 impl PeopleQuery {
@@ -69,6 +76,10 @@ impl PeopleQuery {
         let mut page: Option<u64> = None;
         let mut page_size: Option<usize> = None;
         let mut cursor: Option<&str> = None;
+        let mut facets: Vec<Facet> = Vec::new();
+        let mut facet_limit: Option<usize> = None;
+        let mut typos: Option<bool> = None;
+        let mut highlight: Option<bool> = None;
         for (key, value) in pairs {
             let key = key.as_str();
             match key {
@@ -100,10 +111,36 @@ impl PeopleQuery {
                 )?,
                 "cursor" if value.is_empty() => {}
                 "cursor" => set_once(&mut cursor, key, value.as_str())?,
+                "facets" => {
+                    for name in value.split(',').filter(|v| !v.is_empty()) {
+                        let facet = Facet::parse(name).ok_or_else(|| {
+                            ApiError::invalid(
+                                key,
+                                format!(
+                                    "unknown facet {:?}; facets are nationality and hobbies",
+                                    crate::text::clip_chars(name, 40)
+                                ),
+                            )
+                        })?;
+                        if !facets.contains(&facet) {
+                            facets.push(facet);
+                        }
+                    }
+                }
+                "facet_limit" if value.is_empty() => {}
+                "facet_limit" => set_once(
+                    &mut facet_limit,
+                    key,
+                    integer(key, value, 1, MAX_FACET_LIMIT as u64)? as usize,
+                )?,
+                "typos" if value.is_empty() => {}
+                "typos" => set_once(&mut typos, key, flag(key, value)?)?,
+                "highlight" if value.is_empty() => {}
+                "highlight" => set_once(&mut highlight, key, flag(key, value)?)?,
                 _ => {
                     return Err(unknown(
                         key,
-                        "search, nationality, hobbies, hobbies_match, page, page_size, cursor",
+                        "search, nationality, hobbies, hobbies_match, page, page_size, cursor, facets, facet_limit, typos, highlight",
                     ));
                 }
             }
@@ -120,7 +157,8 @@ impl PeopleQuery {
             nationalities,
             hobbies,
             hobbies_match.unwrap_or_default(),
-        );
+        )
+        .with_typos(typos.unwrap_or(false));
         if filter.words.len() > MAX_SEARCH_WORDS {
             return Err(ApiError::invalid(
                 "search",
@@ -142,6 +180,9 @@ impl PeopleQuery {
             filter,
             start,
             page_size,
+            facets,
+            facet_limit: facet_limit.unwrap_or(DEFAULT_FACET_LIMIT),
+            highlight: highlight.unwrap_or(false),
         })
     }
 }
@@ -202,6 +243,18 @@ fn push_values(list: &mut Vec<String>, key: &str, value: &str) -> Result<(), Api
         }
     }
     Ok(())
+}
+
+/// An on/off parameter: `1`/`true` or `0`/`false`.
+fn flag(key: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(ApiError::invalid(
+            key,
+            format!("{key} must be 1 or 0 (or true or false)"),
+        )),
+    }
 }
 
 fn integer(key: &str, value: &str, min: u64, max: u64) -> Result<u64, ApiError> {
@@ -289,6 +342,26 @@ mod tests {
             "nationality"
         );
         assert_eq!(bad_parameter("search=a+b+c+d+e+f+g+h+i+j+k"), "search");
+        assert_eq!(bad_parameter("facets=nationality,hobby"), "facets");
+        assert_eq!(
+            bad_parameter("facets=hobbies&facet_limit=101"),
+            "facet_limit"
+        );
+        assert_eq!(bad_parameter("facet_limit=0"), "facet_limit");
+        assert_eq!(bad_parameter("typos=2"), "typos");
+        assert_eq!(bad_parameter("typos=1&typos=1"), "typos");
+        assert_eq!(bad_parameter("highlight=yes"), "highlight");
+    }
+
+    #[test]
+    fn facets_typos_and_highlight() {
+        let q = query("facets=hobbies,nationality&facets=hobbies&typos=1&highlight=true").unwrap();
+        assert_eq!(q.facets, [Facet::Hobbies, Facet::Nationality]);
+        assert_eq!(q.facet_limit, DEFAULT_FACET_LIMIT);
+        assert!(q.filter.typos && q.highlight);
+        let q = query("facets=&facet_limit=100&typos=0&highlight=").unwrap();
+        assert!(q.facets.is_empty() && !q.filter.typos && !q.highlight);
+        assert_eq!(q.facet_limit, 100);
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub struct FilterSpec {
     pub hobbies: Vec<String>,
     #[serde(default)]
     pub hobbies_match: HobbiesMatch,
+    /// Typo tolerance, as `typos=1` on `GET /people`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typos: bool,
 }
 
 impl FilterSpec {
@@ -167,6 +170,7 @@ impl FilterSpec {
             split(&self.hobbies),
             self.hobbies_match,
         )
+        .with_typos(self.typos)
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use roaring::{MultiOps, RoaringBitmap};
 
+use super::features::{self, Facet};
 use super::table::PeopleTable;
 use crate::domain::{HobbiesMatch, PeopleFilter, SortKey, ValueCount};
 use crate::text;
@@ -340,7 +341,19 @@ impl Segment {
     pub fn matches(&self, filter: &PeopleFilter) -> Matches<'_> {
         let mut clauses: Vec<Vec<&RoaringBitmap>> = Vec::new();
         for word in &filter.words {
-            clauses.push(self.prefix(word));
+            let edits = if filter.typos {
+                features::allowed_edits(word)
+            } else {
+                0
+            };
+            clauses.push(if edits == 0 {
+                self.prefix(word)
+            } else {
+                features::fuzzy_words(&self.vocabulary, word, edits)
+                    .into_iter()
+                    .map(|(_, people, _)| people)
+                    .collect()
+            });
         }
         if !filter.nationalities.is_empty() {
             clauses.push(
@@ -496,5 +509,27 @@ fn union(bitmaps: Vec<&RoaringBitmap>) -> Cow<'_, RoaringBitmap> {
         [] => Cow::Owned(RoaringBitmap::new()),
         [one] => Cow::Borrowed(*one),
         _ => Cow::Owned(bitmaps.into_iter().union()),
+    }
+}
+
+/// What facets and typo tolerance (`features.rs`) read.
+impl Segment {
+    /// Each value of `facet` with the ranks of the people who have it.
+    pub(crate) fn facet_values(
+        &self,
+        facet: Facet,
+    ) -> impl Iterator<Item = (&str, &RoaringBitmap)> {
+        let (symbols, bitmaps) = match facet {
+            Facet::Nationality => (&self.table.nationalities, &self.nationality),
+            Facet::Hobbies => (&self.table.hobby_names, &self.hobby),
+        };
+        symbols
+            .iter()
+            .map(move |(id, value)| (value, &bitmaps[id as usize]))
+    }
+
+    /// Name words in byte order, each with the ranks of people who have it.
+    pub(crate) fn vocabulary(&self) -> &[(Box<str>, RoaringBitmap)] {
+        &self.vocabulary
     }
 }

@@ -35,6 +35,7 @@
 //! environment runs (a frozen environment pauses it; the next invocation
 //! resumes it), and no request waits for it.
 
+mod features;
 mod index;
 mod live;
 mod load;
@@ -47,6 +48,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use arc_swap::ArcSwap;
 use roaring::RoaringBitmap;
 
+pub use features::{
+    ApproximateWord, Facet, Highlight, ONE_EDIT_CHARS, TWO_EDITS_CHARS, allowed_edits, highlight,
+    prefix_distance,
+};
 pub use index::Matches;
 use index::Segment;
 pub use live::{LiveIndex, Refresh};

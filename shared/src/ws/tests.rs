@@ -57,12 +57,94 @@ impl Notifier for Recorder {
             return Err(NotifyError::Unavailable("injected".into()));
         }
         let message = serde_json::from_slice(data).expect("pushes are JSON");
+        assert_frame_schema(&message);
         self.sent
             .lock()
             .unwrap()
             .push((connection_id.to_owned(), message));
         Ok(())
     }
+}
+
+/// Validators per frame type, from docs/websocket.schema.json.
+fn frame_schemas() -> &'static std::collections::HashMap<String, jsonschema::Validator> {
+    static SCHEMAS: std::sync::OnceLock<std::collections::HashMap<String, jsonschema::Validator>> =
+        std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let doc: Value = serde_json::from_str(include_str!("../../../docs/websocket.schema.json"))
+            .expect("the schema file is JSON");
+        doc["$defs"]
+            .as_object()
+            .expect("$defs")
+            .keys()
+            .map(|name| {
+                let mut schema = doc.clone();
+                schema["$ref"] = Value::String(format!("#/$defs/{name}"));
+                let validator = jsonschema::validator_for(&schema)
+                    .unwrap_or_else(|e| panic!("schema {name}: {e}"));
+                (name.clone(), validator)
+            })
+            .collect()
+    })
+}
+
+/// Every frame the server pushes in these tests matches the schema of its
+/// `type` (docs/websocket.md).
+fn assert_frame_schema(frame: &Value) {
+    let kind = frame["type"].as_str().expect("a server frame has a type");
+    let validator = frame_schemas()
+        .get(kind)
+        .unwrap_or_else(|| panic!("no schema for frame type {kind:?}"));
+    let errors: Vec<String> = validator
+        .iter_errors(frame)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{frame} does not match its schema: {errors:?}"
+    );
+}
+
+#[test]
+fn client_frames_the_handler_accepts_match_their_schemas_and_bad_ones_do_not() {
+    let good = [
+        json!({"action": "subscribe", "request_id": "r-1"}),
+        json!({"action": "process", "request": {"kind": "report", "filter": {}}, "client_ref": "c1", "idempotency_key": "k1"}),
+        json!({"action": "process", "request": {"kind": "delete", "ids": ["a"]}}),
+    ];
+    for frame in &good {
+        let action = frame["action"].as_str().unwrap();
+        assert!(frame_schemas()[action].is_valid(frame), "{frame}");
+        assert!(
+            super::frames::parse_frame(Some(&frame.to_string()), false).is_ok(),
+            "{frame}"
+        );
+    }
+    let bad = [
+        json!({"action": "subscribe"}),
+        json!({"action": "subscribe", "request_id": 7}),
+        json!({"action": "process", "client_ref": "c1"}),
+        json!({"action": "process", "request": {"kind": "report"}, "extra": 1}),
+    ];
+    for frame in &bad {
+        let action = frame["action"].as_str().unwrap();
+        assert!(!frame_schemas()[action].is_valid(frame), "{frame}");
+        assert!(
+            super::frames::parse_frame(Some(&frame.to_string()), false).is_err(),
+            "{frame}"
+        );
+    }
+    // The server's own frames, one of each type besides those the job
+    // tests push.
+    let error = super::frames::ServerMessage::Error {
+        code: "invalid_json",
+        message: "not JSON",
+        field: None,
+        client_ref: Some("c1"),
+        request_id: None,
+        correlation_id: None,
+    };
+    assert_frame_schema(&serde_json::to_value(&error).unwrap());
 }
 
 /// The memory connection store, yielding to the scheduler a random number
