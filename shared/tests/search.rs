@@ -428,7 +428,7 @@ fn several_delta_segments_answer_like_the_model() {
         at += size;
     }
     // Replace a few people of each delta and of the base, delete others.
-    let mut changed: Vec<Person> = [0, 900, 1_850, 1_950, 2_250, 2_288, 2_298]
+    let changed: Vec<Person> = [0, 900, 1_850, 1_950, 2_250, 2_288, 2_298]
         .iter()
         .map(|&i| {
             let mut p = people[i].clone();

@@ -157,12 +157,6 @@ impl Snapshot {
             .collect()
     }
 
-    /// Each segment with its matches of `filter` (dead ranks left out),
-    /// base first.
-    pub(crate) fn segments(&self, filter: &PeopleFilter) -> [(&Segment, Matches<'_>); 2] {
-        let (a, b) = self.both(filter);
-        [(&*self.base, a), (&*self.delta, b)]
-    }
 
     /// Every value of `facet` with its live count (no filter).
     pub(crate) fn all_counts(&self, facet: super::Facet) -> &[ValueCount] {
