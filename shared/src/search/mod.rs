@@ -28,6 +28,7 @@
 //! environment runs (a frozen environment pauses it; the next invocation
 //! resumes it), and no request waits for it.
 
+mod image;
 mod index;
 mod live;
 mod load;
@@ -40,6 +41,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use arc_swap::ArcSwap;
 use roaring::RoaringBitmap;
 
+pub use image::{
+    FORMAT_VERSION, FeedPosition, ImageError, ImageHeader, IndexImage, load_file, read_image,
+    save_file, write_image,
+};
 pub use index::Matches;
 use index::Segment;
 pub use live::{LiveIndex, Refresh};

@@ -88,6 +88,10 @@ impl Snapshot {
         &self.dead
     }
 
+    pub(crate) fn delta(&self) -> &Arc<Segment> {
+        &self.delta
+    }
+
     /// People in the delta segment and dead base ranks: what a merge folds
     /// into a new base.
     pub fn pending(&self) -> usize {
@@ -225,7 +229,7 @@ impl Snapshot {
     }
 }
 
-fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
+pub(crate) fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
     (a.0.as_bytes(), a.1.as_bytes(), a.2.as_bytes()).cmp(&(
         b.0.as_bytes(),
         b.1.as_bytes(),
