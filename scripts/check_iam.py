@@ -422,6 +422,7 @@ ADAPTERS = {
     "DynamoConnectionStore": ("shared/src/adapters/dynamodb_connections.rs", "ConnectionsTable"),
     "SqsQueue": ("shared/src/adapters/sqs.rs", "JobsQueue"),
     "ManagementApiNotifier": ("shared/src/adapters/apigw.rs", "WebSocketApi"),
+    "S3ImageStore": ("shared/src/adapters/s3.rs", "IndexBucket"),
 }
 
 # Function (logical id) -> adapter -> the adapter methods (port methods) its
@@ -435,6 +436,8 @@ FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
     "QueryApiFunction": {
         "DynamoPeopleStore": ["get", "scan", "changes_since"],
         "DynamoRequestStore": ["get"],
+        # Cold start from the newest index image (shared/src/wiring.rs).
+        "S3ImageStore": ["newest", "load"],
     },
     "EnqueueFunction": {
         "DynamoRequestStore": ["create", "abandon"],
@@ -446,6 +449,7 @@ FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
         "DynamoPeopleStore": ["get", "scan", "changes_since", "put_batch", "delete_batch"],
         "DynamoRequestStore": ["get", "start", "finish"],
         "SqsQueue": ["release"],
+        "S3ImageStore": ["newest", "load"],
         **PUSH,
     },
     "WebSocketFunction": {
@@ -458,6 +462,12 @@ FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
     "SweeperFunction": {
         "DynamoRequestStore": ["stale", "get", "finish"],
         **PUSH,
+    },
+    # shared/src/image_writer.rs: an index like the query function's
+    # (no GetItem: it answers no request), and the images it writes.
+    "IndexWriterFunction": {
+        "DynamoPeopleStore": ["scan", "changes_since"],
+        "S3ImageStore": ["newest", "load", "save"],
     },
 }
 
@@ -472,6 +482,12 @@ SDK_ACTIONS = {
     "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
     "delete_message": "sqs:DeleteMessage", "receive_message": "sqs:ReceiveMessage",
     "post_to_connection": "execute-api:ManageConnections",
+    # Index images: ListBucket on the bucket, the rest on its objects
+    # (a multipart upload's calls are authorised as PutObject).
+    "list_objects_v2": "s3:ListBucket", "get_object": "s3:GetObject",
+    "put_object": "s3:PutObject", "create_multipart_upload": "s3:PutObject",
+    "upload_part": "s3:PutObject", "complete_multipart_upload": "s3:PutObject",
+    "abort_multipart_upload": "s3:AbortMultipartUpload",
 }
 TRANSACT_ITEMS = {"Put": "dynamodb:PutItem", "Delete": "dynamodb:DeleteItem",
                   "Update": "dynamodb:UpdateItem", "ConditionCheck": "dynamodb:ConditionCheckItem"}
@@ -563,6 +579,9 @@ def needed(root: Path, calls: dict[str, list[str]]) -> set[tuple[str, str]]:
                 # The change feed is read from its index, not the table.
                 target = (f"{resource}/index/by_version"
                           if struct == "DynamoPeopleStore" and action == "dynamodb:Query" else resource)
+                # Objects under the images' prefix; listing is on the bucket.
+                if struct == "S3ImageStore" and action != "s3:ListBucket":
+                    target = f"{resource}/index/*"
                 need.add((action, target))
     return need
 
@@ -581,7 +600,7 @@ def check_code_grants(template: dict[str, Any], root: Path) -> list[str]:
         for action, res in sorted(need - have):
             problems.append(f"{function}: the code calls {action} on {res}, which its policy does not grant")
         for action, res in sorted(have - need):
-            if action.split(":")[0] in ("dynamodb", "sqs", "execute-api") and action not in POLLER_ACTIONS.get(function, ()):
+            if action.split(":")[0] in ("dynamodb", "sqs", "execute-api", "s3") and action not in POLLER_ACTIONS.get(function, ()):
                 problems.append(f"{function}: grants {action} on {res}, which no code of it calls")
     return problems
 

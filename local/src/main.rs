@@ -11,7 +11,7 @@ use clap::Parser;
 use shared::config::{JobsConfig, PeopleConfig, StorageType};
 use shared::jsonl as load;
 use shared::search::Refresh;
-use shared::wiring::{open_jobs, open_people, open_pusher};
+use shared::wiring::{Start, open_jobs, open_people, open_people_from, open_pusher};
 
 #[derive(Parser)]
 #[command(about = "Run the people directory locally with in-memory backends")]
@@ -26,6 +26,15 @@ struct Args {
     /// Seed of the generated data set.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// An index snapshot: loaded at start when the file exists (it then
+    /// takes the place of --data / generated people, and with memory
+    /// storage restores the people store too), written on shutdown and
+    /// every --snapshot-every seconds when something changed.
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+    /// Seconds between snapshot writes.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
     /// 0 picks a free port.
@@ -105,7 +114,23 @@ async fn main() -> anyhow::Result<()> {
     let mut config = PeopleConfig::from_env()?;
     config.seed_people = args.people;
     config.seed = args.seed;
+    let image = match &args.snapshot {
+        Some(path) => local::snapshot::load(path).await?,
+        None => None,
+    };
+    if let (Some(image), Some(path)) = (&image, &args.snapshot) {
+        eprintln!(
+            "loading snapshot {} ({} people, feed version {})",
+            path.display(),
+            image.header.people,
+            image.header.position.version
+        );
+        if args.data.is_some() {
+            eprintln!("  --data is not read: the snapshot holds the people");
+        }
+    }
     let table = match (&args.data, config.storage) {
+        _ if image.is_some() => None,
         (Some(path), _) => {
             eprintln!("loading {}", path.display());
             Some(load::read_jsonl(path, &mut progress)?)
@@ -120,7 +145,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let read_secs = started.elapsed().as_secs_f64();
-    let people = open_people(&config, table, Refresh::Background)
+    let start = match (image, table) {
+        (Some(image), _) => Start::Image(image),
+        (None, Some(table)) => Start::Table(table),
+        (None, None) => Start::Store,
+    };
+    let people = open_people_from(&config, start, Refresh::Background)
         .await
         .context("opening people storage")?;
     eprintln!(
@@ -130,6 +160,14 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() - read_secs,
         local::resident_bytes().map_or("?".into(), |b| (b / 1_000_000).to_string()),
     );
+    let snapshots = args.snapshot.clone().map(|path| {
+        let file = local::snapshot::SnapshotFile::new(path, &people);
+        if file.path().exists() {
+            file.mark_current();
+        }
+        file.start_periodic(Duration::from_secs(args.snapshot_every));
+        file
+    });
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
@@ -190,6 +228,19 @@ async fn main() -> anyhow::Result<()> {
         "stopped: {} request(s) failed unstarted, {} cut off, {} WebSocket(s) closed",
         stopped.never_started, stopped.cut_off, stopped.closed
     );
+    if let Some(file) = snapshots {
+        match file.write().await? {
+            local::snapshot::Written::Wrote(header) => eprintln!(
+                "wrote snapshot {} ({} people)",
+                file.path().display(),
+                header.people
+            ),
+            local::snapshot::Written::Unchanged => eprintln!(
+                "snapshot {} is current: nothing changed since it was written",
+                file.path().display()
+            ),
+        }
+    }
     Ok(())
 }
 

@@ -967,3 +967,248 @@ async fn facets_typos_and_highlights_over_http() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["parameter"], "facets");
 }
+
+/// The local binary with `--snapshot`, on a free port: its base URL, its
+/// stderr lines up to the address, and a thread collecting the rest (the
+/// pipe stays drained: a server writing into a closed pipe would fail).
+fn spawn_with_snapshot(
+    path: &std::path::Path,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    Vec<String>,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--snapshot"])
+        .arg(path)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before = Vec::new();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+        before.push(line);
+    };
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, base, before, rest)
+}
+
+fn terminate(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+async fn json(method: reqwest::Method, url: String, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Imports 3 people through a job, replaces one generated person and
+/// deletes another; returns their ids (imported, edited, deleted).
+async fn change_people(base: &str) -> (Vec<String>, String, String) {
+    use reqwest::Method;
+    let import = r#"{"kind":"import","people":[
+        {"first_name":"Snapsy","last_name":"Qwertz","nationality":"Snapland","hobbies":["Naps"]},
+        {"first_name":"Imagin","last_name":"Qwertz","nationality":"Snapland","hobbies":[]},
+        {"first_name":"Restor","last_name":"Qwertz","nationality":"Snapland","hobbies":["Naps","Chess"]}]}"#;
+    let (status, accepted) = json(Method::POST, format!("{base}/requests"), import).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let done = loop {
+        let (_, record) = json(Method::GET, format!("{base}/requests/{id}"), "").await;
+        if record["status"] == "completed" || record["status"] == "failed" {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["result"]["accepted"], 3, "{done}");
+    let (_, page) = json(Method::GET, format!("{base}/people?search=qwertz"), "").await;
+    assert_eq!(page["total"], 3, "{page}");
+    let imported = ids(&page);
+    let (_, first) = json(Method::GET, format!("{base}/people?page_size=2"), "").await;
+    let [edited, deleted] = [0, 1].map(|i| first["items"][i]["id"].as_str().unwrap().to_owned());
+    let edit = format!(
+        r#"{{"id":"{edited}","first_name":"Edita","last_name":"Qwertzova","nationality":"Snapland","hobbies":["Naps"]}}"#
+    );
+    let (status, body) = json(Method::PUT, format!("{base}/people/{edited}"), &edit).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = json(Method::DELETE, format!("{base}/people/{deleted}"), "").await;
+    assert_eq!(status, 204);
+    (imported, edited, deleted)
+}
+
+/// What `change_people` did is all there: the imports, the edit, not the
+/// deleted person, and the total.
+async fn assert_changes_kept(base: &str, changed: &(Vec<String>, String, String), total: u64) {
+    use reqwest::Method;
+    let (imported, edited, deleted) = changed;
+    let (_, page) = json(Method::GET, format!("{base}/people?search=qwertz"), "").await;
+    assert_eq!(page["total"], 4, "3 imported + 1 edited: {page}");
+    for id in imported {
+        let (status, _) = json(Method::GET, format!("{base}/people/{id}"), "").await;
+        assert_eq!(status, 200, "imported {id} kept");
+    }
+    let (_, person) = json(Method::GET, format!("{base}/people/{edited}"), "").await;
+    assert_eq!(person["first_name"], "Edita", "{person}");
+    let (status, _) = json(Method::GET, format!("{base}/people/{deleted}"), "").await;
+    assert_eq!(status, 404, "deleted {deleted} stays deleted");
+    let (_, all) = json(Method::GET, format!("{base}/people?page_size=1"), "").await;
+    assert_eq!(all["total"], total);
+    let (_, by_nat) = json(
+        Method::GET,
+        format!("{base}/people?nationality=Snapland&hobbies=Naps"),
+        "",
+    )
+    .await;
+    assert_eq!(by_nat["total"], 3, "{by_nat}");
+}
+
+/// `--snapshot FILE`: a graceful stop writes it; a restart (with other
+/// start-up flags, which the snapshot overrides) serves exactly what was
+/// imported, edited and deleted before, and goes on from there.
+#[test]
+fn a_restart_with_a_snapshot_keeps_imports_edits_and_deletes() {
+    let dir = std::env::temp_dir().join(format!("local-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("index.img");
+    let _ = std::fs::remove_file(&path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // GIVEN a server without a snapshot file yet, and changes made to it
+    let (mut child, base, before, lines) =
+        spawn_with_snapshot(&path, &["--people", "1000", "--snapshot-every", "3600"]);
+    assert!(
+        !before.iter().any(|l| l.starts_with("loading snapshot")),
+        "{before:?}"
+    );
+    let changed = rt.block_on(change_people(&base));
+    // WHEN it stops THEN it writes the snapshot
+    terminate(&mut child);
+    let after = lines.join().unwrap();
+    assert!(
+        after
+            .iter()
+            .any(|l| l.starts_with("wrote snapshot") && l.contains("(1002 people)")),
+        "{after:?}"
+    );
+
+    // WHEN it starts again with the snapshot (and another --people)
+    let (mut child, base, before, _) =
+        spawn_with_snapshot(&path, &["--people", "5", "--snapshot-every", "3600"]);
+    assert!(
+        before
+            .iter()
+            .any(|l| l.starts_with("loading snapshot") && l.contains("1002 people")),
+        "{before:?}"
+    );
+    // THEN everything is as it was, and the store itself was restored: a
+    // job over it sees the same people
+    rt.block_on(assert_changes_kept(&base, &changed, 1002));
+    let (status, _) = rt.block_on(json(
+        reqwest::Method::PUT,
+        format!("{base}/people/after-restart"),
+        r#"{"first_name":"Later","last_name":"Qwertz","nationality":"Snapland","hobbies":[]}"#,
+    ));
+    assert_eq!(status, 201);
+    terminate(&mut child);
+
+    // AND a third start sees the write made after the restart
+    let (mut child, base, _, _) = spawn_with_snapshot(&path, &["--snapshot-every", "3600"]);
+    let (_, page) = rt.block_on(json(
+        reqwest::Method::GET,
+        format!("{base}/people?search=qwertz"),
+        "",
+    ));
+    assert_eq!(page["total"], 5, "{page}");
+    terminate(&mut child);
+
+    // A file that is not a snapshot: the server refuses to start (it would
+    // otherwise write over it), and says why.
+    std::fs::write(&path, b"not an index image").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--snapshot"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a usable snapshot"), "{stderr}");
+    assert!(stderr.contains("not an index image"), "{stderr}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not an index image");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The periodic write: a server killed without a chance to write (SIGKILL)
+/// still restarts with what was changed a period before.
+#[test]
+fn a_periodic_snapshot_survives_a_kill() {
+    let dir = std::env::temp_dir().join(format!("local-snapshot-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("index.img");
+    let _ = std::fs::remove_file(&path);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut child, base, _, _) =
+        spawn_with_snapshot(&path, &["--people", "500", "--snapshot-every", "1"]);
+    let changed = rt.block_on(change_people(&base));
+    // Two periods: the first write after the changes has ended by then.
+    let written = std::time::Instant::now();
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = modified(&path);
+    let mut settled = 0;
+    while settled < 2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let now = modified(&path);
+        if now.is_some() && now == last {
+            settled += 1;
+        } else {
+            settled = 0;
+        }
+        last = now;
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the snapshot was not written within 30 s"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, base, before, _) = spawn_with_snapshot(&path, &["--snapshot-every", "3600"]);
+    assert!(
+        before.iter().any(|l| l.starts_with("loading snapshot")),
+        "{before:?}"
+    );
+    rt.block_on(assert_changes_kept(&base, &changed, 502));
+    terminate(&mut child);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

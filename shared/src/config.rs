@@ -49,6 +49,10 @@ pub struct PeopleConfig {
     pub scan_segments: u32,
     pub refresh_every: Duration,
     pub refresh_overlap: Duration,
+    /// `INDEX_BUCKET`: the S3 bucket of index images. With DynamoDB
+    /// storage, the index starts from the newest image there and catches
+    /// up from the feed, instead of a Scan (`adapters::s3`).
+    pub index_bucket: Option<String>,
 }
 
 impl PeopleConfig {
@@ -101,6 +105,7 @@ impl PeopleConfig {
                 "INDEX_REFRESH_OVERLAP_MS",
                 30_000,
             )?),
+            index_bucket: get("INDEX_BUCKET").filter(|b| !b.trim().is_empty()),
         })
     }
 }

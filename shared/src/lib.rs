@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod datagen;
 pub mod domain;
+pub mod image_writer;
 pub mod jobs;
 pub mod jsonl;
 #[cfg(feature = "lambda")]

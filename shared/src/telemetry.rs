@@ -32,6 +32,13 @@ pub const GONE_CONNECTIONS: &str = "ws_gone_connections_total";
 pub const INDEX_MS: &str = "index_update_ms";
 /// People in the search index.
 pub const INDEX_PEOPLE: &str = "index_people";
+/// How a start-up found its index image; label `outcome` (`loaded`, `none`:
+/// no image yet, `bad`: unreadable or corrupt, `stale`: older than a
+/// tombstone lives, `unavailable`: the bucket could not be read). Every
+/// outcome but `loaded` means the index was built from a Scan.
+pub const INDEX_IMAGE_LOADS: &str = "index_image_loads_total";
+/// Index images written; label `outcome` (`written`, `failed`).
+pub const INDEX_IMAGE_WRITES: &str = "index_image_writes_total";
 /// Live WebSocket connections of the local server.
 pub const WS_CONNECTIONS: &str = "ws_connections";
 /// Requests the sweeper found stuck in `processing` and marked failed.
@@ -80,6 +87,16 @@ pub fn describe() {
         "search index build or refresh time"
     );
     describe_gauge!(INDEX_PEOPLE, Unit::Count, "people in the search index");
+    describe_counter!(
+        INDEX_IMAGE_LOADS,
+        Unit::Count,
+        "index image loads at start-up, by outcome (all but loaded fell back to a Scan)"
+    );
+    describe_counter!(
+        INDEX_IMAGE_WRITES,
+        Unit::Count,
+        "index images written, by outcome"
+    );
     describe_counter!(
         SWEPT,
         Unit::Count,

@@ -12,12 +12,13 @@ use crate::adapters::dynamodb_requests::DynamoRequestStore;
 use crate::adapters::hub::ConnectionHub;
 use crate::adapters::memory::{MemoryPeopleStore, MemoryQueue, MemoryRequestStore};
 use crate::adapters::memory_connections::MemoryConnectionStore;
+use crate::adapters::s3::{ImageStoreError, S3ImageStore};
 use crate::adapters::sqs::SqsQueue;
 use crate::config::{JobsConfig, PeopleConfig, QueueType, StorageType, aws_config};
 use crate::ports::{
     ConnectionStore, JobQueue, Notifier, PeopleStore, Redelivery, RequestStore, StoreError,
 };
-use crate::search::{LiveIndex, PeopleTable, Refresh, SearchEngine, build_from_store};
+use crate::search::{IndexImage, LiveIndex, PeopleTable, Refresh, SearchEngine, build_from_store};
 use crate::ws::Pusher;
 
 /// The people store and the index that follows it.
@@ -35,41 +36,182 @@ pub enum StartError {
     Unsupported(String),
 }
 
+/// What the index starts from.
+pub enum Start {
+    /// Memory storage: the generated data set; DynamoDB: the newest image
+    /// in `INDEX_BUCKET` when there is a usable one, else a Scan.
+    Store,
+    /// Memory storage only: these people.
+    Table(PeopleTable),
+    /// An image read by the caller (the local server's `--snapshot FILE`).
+    /// With memory storage it restores the store too; with DynamoDB the
+    /// index catches up from the feed after its position (or, when it is
+    /// older than a tombstone lives, is built from a Scan instead).
+    Image(IndexImage),
+}
+
 /// Opens the people store of `config` and indexes it. With memory storage,
 /// the store starts with `seed` (or the generated data set); DynamoDB is
-/// read with a parallel Scan, and its data comes from `admin import`.
+/// read from the newest index image (`INDEX_BUCKET`) or with a parallel
+/// Scan, and its data comes from `admin import`.
 pub async fn open_people(
     config: &PeopleConfig,
     seed: Option<PeopleTable>,
     refresh: Refresh,
 ) -> Result<People, StartError> {
-    let started = Instant::now();
-    let (store, engine, version): (Arc<dyn PeopleStore>, SearchEngine, u64) = match config.storage {
+    let start = match seed {
+        Some(table) => Start::Table(table),
+        None => Start::Store,
+    };
+    open_people_from(config, start, refresh).await
+}
+
+/// Where an index came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Memory storage: its own people.
+    Memory,
+    /// An index image: the one at `key` in the bucket (`None`: a file).
+    Image {
+        key: Option<String>,
+        written_ms: u64,
+    },
+    /// A Scan of the people table.
+    Scan,
+}
+
+/// [`open_people`], starting from `start`.
+pub async fn open_people_from(
+    config: &PeopleConfig,
+    start: Start,
+    refresh: Refresh,
+) -> Result<People, StartError> {
+    match config.storage {
         StorageType::Memory => {
-            let table = match seed {
-                Some(table) => table,
-                None => crate::jsonl::generated(config.seed_people, config.seed, &mut |_| {}),
+            let started = Instant::now();
+            let table = match start {
+                Start::Table(table) => table,
+                Start::Image(image) => image.table,
+                Start::Store => {
+                    crate::jsonl::generated(config.seed_people, config.seed, &mut |_| {})
+                }
             };
             let store = MemoryPeopleStore::with_table(table.clone());
             let version = store.latest_version().await?;
-            let engine = tokio::task::spawn_blocking(move || SearchEngine::new(table))
-                .await
-                .map_err(|e| StoreError::Permanent(Box::new(e)))?;
-            (Arc::new(store), engine, version)
+            let engine = blocking(move || SearchEngine::new(table)).await?;
+            Ok(follow(
+                config,
+                Arc::new(store),
+                Built {
+                    engine,
+                    version,
+                    caught_up_ms: None,
+                    origin: Origin::Memory,
+                    started,
+                },
+                refresh,
+            ))
         }
         StorageType::DynamoDb => {
-            if seed.is_some() {
+            if matches!(start, Start::Table(_)) {
                 return Err(StartError::Unsupported(
                     "a data file seeds memory storage only; load DynamoDB with `admin import FILE`"
                         .into(),
                 ));
             }
             let store = open_people_store(config).await;
+            let images = match (&start, &config.index_bucket) {
+                (Start::Store, Some(bucket)) => {
+                    Some(S3ImageStore::new(s3_client(&aws_config().await), bucket))
+                }
+                _ => None,
+            };
+            let image = match start {
+                Start::Image(image) => Some((image, None)),
+                _ => None,
+            };
+            // Boxed, as the future is deep (see `ImageWriter::open`).
+            let (people, _) = Box::pin(open_people_on(
+                store,
+                images.as_ref(),
+                image,
+                config,
+                refresh,
+            ))
+            .await?;
+            Ok(people)
+        }
+    }
+}
+
+/// The index of `store` (DynamoDB's, or any store with a feed): from
+/// `image` when given, else from the newest image in `images`, else (none,
+/// a bad one, a stale one: logged, and counted in
+/// [`crate::telemetry::INDEX_IMAGE_LOADS`]) from a parallel Scan; then
+/// following the feed from the position it is current with.
+pub async fn open_people_on(
+    store: Arc<dyn PeopleStore>,
+    images: Option<&S3ImageStore>,
+    image: Option<(IndexImage, Option<String>)>,
+    config: &PeopleConfig,
+    refresh: Refresh,
+) -> Result<(People, Origin), StartError> {
+    let started = Instant::now();
+    let image = match (image, images) {
+        (Some((image, key)), _) => usable(image, store.as_ref(), "file").map(|i| (i, key)),
+        (None, Some(images)) => newest_image(images, store.as_ref()).await,
+        (None, None) => None,
+    };
+    let built = match image {
+        Some((image, key)) => {
+            let position = image.header.position;
+            let written_ms = image.header.written_ms;
+            let (engine, _) = blocking(move || image.into_engine()).await?;
+            Built {
+                engine,
+                version: position.version,
+                caught_up_ms: Some(position.caught_up_ms),
+                origin: Origin::Image { key, written_ms },
+                started,
+            }
+        }
+        None => {
             let (engine, version) =
                 build_from_store(store.as_ref(), config.scan_segments, &scan_progress()).await?;
-            (store, engine, version)
+            Built {
+                engine,
+                version,
+                caught_up_ms: None,
+                origin: Origin::Scan,
+                started,
+            }
         }
     };
+    let origin = built.origin.clone();
+    Ok((follow(config, store, built, refresh), origin))
+}
+
+struct Built {
+    engine: SearchEngine,
+    version: u64,
+    caught_up_ms: Option<u64>,
+    origin: Origin,
+    started: Instant,
+}
+
+fn follow(
+    config: &PeopleConfig,
+    store: Arc<dyn PeopleStore>,
+    built: Built,
+    refresh: Refresh,
+) -> People {
+    let Built {
+        engine,
+        version,
+        caught_up_ms,
+        origin,
+        started,
+    } = built;
     metrics::histogram!(crate::telemetry::INDEX_MS, "what" => "build")
         .record(crate::telemetry::ms_since(started));
     metrics::gauge!(crate::telemetry::INDEX_PEOPLE).set(engine.snapshot().len() as f64);
@@ -77,19 +219,115 @@ pub async fn open_people(
         people = engine.snapshot().len(),
         seconds = started.elapsed().as_secs_f64(),
         storage = ?config.storage,
+        from = ?origin,
         "search index built"
     );
-    let index = LiveIndex::following(
+    let mut index = LiveIndex::following(
         engine,
         Arc::clone(&store),
         version,
         config.refresh_every,
         refresh,
     );
-    Ok(People {
+    if let Some(ms) = caught_up_ms {
+        index = index.caught_up_at(ms);
+    }
+    People {
         store,
         index: Arc::new(index),
-    })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Permanent(Box::new(e)))
+}
+
+fn image_outcome(outcome: &'static str) {
+    metrics::counter!(crate::telemetry::INDEX_IMAGE_LOADS, "outcome" => outcome).increment(1);
+}
+
+/// `image`, unless it is older than a tombstone of `store` lives: a delete
+/// since may be gone from the feed, so only a Scan is exact.
+fn usable(image: IndexImage, store: &dyn PeopleStore, from: &str) -> Option<IndexImage> {
+    let Some(lifetime) = store.tombstone_lifetime() else {
+        image_outcome("loaded");
+        return Some(image);
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let age = Duration::from_millis(now_ms.saturating_sub(image.header.position.caught_up_ms));
+    // The same margin as the index's own staleness check (`search::live`).
+    let margin = Duration::from_micros(store.feed_overlap()) + Duration::from_secs(60);
+    if age + margin >= lifetime {
+        image_outcome("stale");
+        tracing::warn!(
+            from,
+            age_s = age.as_secs(),
+            lifetime_s = lifetime.as_secs(),
+            "the index image is older than a tombstone lives; building the index from a Scan"
+        );
+        return None;
+    }
+    image_outcome("loaded");
+    Some(image)
+}
+
+/// The newest image in `images`, when there is a usable one; logs why not.
+async fn newest_image(
+    images: &S3ImageStore,
+    store: &dyn PeopleStore,
+) -> Option<(IndexImage, Option<String>)> {
+    let started = Instant::now();
+    let stored = match images.newest().await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            image_outcome("none");
+            tracing::warn!("no index image yet; building the index from a Scan");
+            return None;
+        }
+        Err(e) => {
+            image_outcome("unavailable");
+            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "could not list the index images; building the index from a Scan");
+            return None;
+        }
+    };
+    match images.load(&stored).await {
+        Ok(image) => {
+            tracing::info!(
+                key = %stored.key,
+                bytes = stored.size,
+                people = image.header.people,
+                version = image.header.position.version,
+                seconds = started.elapsed().as_secs_f64(),
+                "index image read"
+            );
+            usable(image, store, "bucket").map(|i| (i, Some(stored.key)))
+        }
+        Err(e) => {
+            let outcome = match e {
+                ImageStoreError::Image(_) => "bad",
+                ImageStoreError::Store(_) => "unavailable",
+            };
+            image_outcome(outcome);
+            tracing::warn!(key = %stored.key, error = %e, source = ?std::error::Error::source(&e), "could not read the index image; building the index from a Scan");
+            None
+        }
+    }
+}
+
+/// An S3 client for `sdk`; path-style addressing when an endpoint is
+/// configured (an emulator on 127.0.0.1 has no bucket host names).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() {
+        config = config.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
 }
 
 /// Logs the Scan's progress at most once a second (a cold start over a

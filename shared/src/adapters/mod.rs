@@ -8,4 +8,5 @@ pub mod faults;
 pub mod hub;
 pub mod memory;
 pub mod memory_connections;
+pub mod s3;
 pub mod sqs;

@@ -181,11 +181,16 @@ impl Segment {
             })
             .collect();
         let mut by_rank: Vec<u32> = table.rows().collect();
-        by_rank.par_sort_unstable_by(|&a, &b| {
+        let in_order = |&a: &u32, &b: &u32| {
             order_of[a as usize]
                 .cmp(&order_of[b as usize])
                 .then_with(|| table.id(a).as_bytes().cmp(table.id(b).as_bytes()))
-        });
+        };
+        // A table read from an index image (`image.rs`) holds its rows in
+        // rank order already: one linear check instead of a sort.
+        if !by_rank.is_sorted_by(|a, b| in_order(a, b) == Ordering::Less) {
+            by_rank.par_sort_unstable_by(in_order);
+        }
         drop(order_of);
 
         // Name words: per name symbol, the ids of its words in the vocabulary.

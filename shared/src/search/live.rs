@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{SearchEngine, Snapshot};
+use super::{FeedPosition, SearchEngine, Snapshot};
 use crate::ports::{PeopleStore, StoreError, Version};
 
 /// Changes read per feed page.
@@ -100,8 +100,52 @@ impl LiveIndex {
         }
     }
 
+    /// Starts the staleness clock at `ms` (wall clock, ms since the epoch)
+    /// instead of now: for an index loaded from an image, when that image
+    /// last caught up with the feed.
+    pub fn caught_up_at(self, ms: u64) -> Self {
+        if let Some(feed) = &self.feed {
+            feed.caught_up_ms.store(ms, Ordering::Release);
+        }
+        self
+    }
+
     pub fn engine(&self) -> &SearchEngine {
         &self.engine
+    }
+
+    /// What an index image of this index holds: the current snapshot and
+    /// the feed position it is current with at least (`version` 0 and now
+    /// for an index that follows no feed).
+    ///
+    /// The position is read first: a refresh applies its changes before it
+    /// moves `seen`, so the snapshot taken after holds every change up to
+    /// it. Where writes become readable out of order, the position is the
+    /// last sweep plus the overlap, so that a reader starting from it
+    /// re-reads (from `version - overlap`) every write that may have been
+    /// readable late, as this index would have.
+    pub fn image_view(&self) -> (FeedPosition, Arc<Snapshot>) {
+        let position = match &self.feed {
+            None => FeedPosition {
+                version: 0,
+                caught_up_ms: wall_ms(),
+            },
+            Some(feed) => {
+                let caught_up_ms = feed.caught_up_ms.load(Ordering::Acquire);
+                let seen = feed.seen.load(Ordering::Acquire);
+                let overlap = feed.store.feed_overlap();
+                let version = if overlap == 0 {
+                    seen
+                } else {
+                    seen.min(feed.swept.load(Ordering::Acquire).saturating_add(overlap))
+                };
+                FeedPosition {
+                    version,
+                    caught_up_ms,
+                }
+            }
+        };
+        (position, self.engine.snapshot())
     }
 
     /// The snapshot to answer from, after starting (or, inline, running)
@@ -250,8 +294,11 @@ impl LiveIndex {
             feed.swept.fetch_max(swept, Ordering::AcqRel);
         }
         if complete {
-            feed.caught_up_ms
-                .fetch_max(feed.started.elapsed().as_millis() as u64, Ordering::AcqRel);
+            // Wall clock, as the field says (this was the process-relative
+            // `started.elapsed()`, which never exceeded the start value, so
+            // a long-lived instance rebuilt from a Scan once a tombstone
+            // lifetime after it started, and on every refresh after that).
+            feed.caught_up_ms.fetch_max(wall_ms(), Ordering::AcqRel);
         }
         if changed > 0 {
             let people = self.engine.snapshot().len();

@@ -36,6 +36,7 @@
 //! resumes it), and no request waits for it.
 
 mod features;
+mod image;
 mod index;
 mod live;
 mod load;
@@ -51,6 +52,10 @@ use roaring::RoaringBitmap;
 pub use features::{
     ApproximateWord, Facet, Highlight, ONE_EDIT_CHARS, TWO_EDITS_CHARS, allowed_edits, highlight,
     prefix_distance,
+};
+pub use image::{
+    FORMAT_VERSION, FeedPosition, ImageError, ImageHeader, IndexImage, load_file, read_image,
+    save_file, write_image,
 };
 pub use index::Matches;
 use index::Segment;

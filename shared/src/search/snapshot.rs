@@ -157,7 +157,6 @@ impl Snapshot {
             .collect()
     }
 
-
     /// Every value of `facet` with its live count (no filter).
     pub(crate) fn all_counts(&self, facet: super::Facet) -> &[ValueCount] {
         match facet {
@@ -288,7 +287,7 @@ fn split(parts: &[(&Segment, Matches<'_>)], offset: u64) -> Vec<u64> {
     starts
 }
 
-fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
+pub(crate) fn cmp_keys(a: (&str, &str, &str), b: (&str, &str, &str)) -> Ordering {
     (a.0.as_bytes(), a.1.as_bytes(), a.2.as_bytes()).cmp(&(
         b.0.as_bytes(),
         b.1.as_bytes(),

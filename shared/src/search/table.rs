@@ -314,12 +314,24 @@ impl PeopleTable {
             c.hobby_len[r] = hobby_ids.len() as u8;
             return Upserted::Replaced(row);
         }
+        Upserted::Inserted(self.append(p.id, first, last, nationality, &hobby_ids))
+    }
+
+    /// Appends a row for a new id whose symbols are interned already.
+    fn append(
+        &mut self,
+        id: &str,
+        first: u32,
+        last: u32,
+        nationality: u32,
+        hobby_ids: &[u32],
+    ) -> u32 {
         let row = u32::try_from(self.len).expect("fewer than 2^32 rows");
         if self.len.is_multiple_of(CHUNK_ROWS) {
             self.chunks.push(Arc::default());
         }
         let c = Arc::make_mut(self.chunks.last_mut().expect("a chunk was pushed"));
-        c.id_arena.push_str(p.id);
+        c.id_arena.push_str(id);
         c.id_end
             .push(u32::try_from(c.id_arena.len()).expect("id arena under 4 GiB"));
         c.first.push(first);
@@ -327,15 +339,71 @@ impl PeopleTable {
         c.nationality.push(nationality);
         c.hobby_start.push(c.hobby_offset());
         c.hobby_len.push(hobby_ids.len() as u8);
-        c.hobbies.extend_from_slice(&hobby_ids);
+        c.hobbies.extend_from_slice(hobby_ids);
         self.len += 1;
-        let hash = self.hasher.hash_one(p.id);
+        let hash = self.hasher.hash_one(id);
         let (hasher, chunks) = (&self.hasher, &self.chunks);
         self.by_id.insert_unique(hash, row, |&r| {
             let r = r as usize;
             hasher.hash_one(chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS))
         });
-        Upserted::Inserted(row)
+        row
+    }
+
+    /// A table whose rows will name these symbols by position (an index
+    /// image's); `None` when a list holds a string twice.
+    pub(crate) fn with_symbols(
+        names: Vec<String>,
+        nationalities: Vec<String>,
+        hobbies: Vec<String>,
+    ) -> Option<Self> {
+        let symbols = |strings: Vec<String>| {
+            let mut out = Symbols::default();
+            for (i, s) in strings.iter().enumerate() {
+                if out.intern(s) as usize != i {
+                    return None;
+                }
+            }
+            Some(out)
+        };
+        Some(Self {
+            names: symbols(names)?,
+            nationalities: symbols(nationalities)?,
+            hobby_names: symbols(hobbies)?,
+            ..Self::default()
+        })
+    }
+
+    /// Appends a person given by symbol numbers, or says why not: an id
+    /// that is already held, a symbol out of range, a hobby twice.
+    pub(crate) fn push_interned(
+        &mut self,
+        id: &str,
+        first: u32,
+        last: u32,
+        nationality: u32,
+        hobby_ids: &[u32],
+    ) -> Result<u32, &'static str> {
+        let names = self.names.len() as u32;
+        if first >= names || last >= names {
+            return Err("a name number is out of range");
+        }
+        if nationality >= self.nationalities.len() as u32 {
+            return Err("a nationality number is out of range");
+        }
+        let hobbies = self.hobby_names.len() as u32;
+        for (i, &h) in hobby_ids.iter().enumerate() {
+            if h >= hobbies {
+                return Err("a hobby number is out of range");
+            }
+            if hobby_ids[..i].contains(&h) {
+                return Err("a person has the same hobby twice");
+            }
+        }
+        if self.row_of(id).is_some() {
+            return Err("an id appears twice");
+        }
+        Ok(self.append(id, first, last, nationality, hobby_ids))
     }
 
     /// Removes the person with `id`, if any, and returns their row. The row

@@ -1,0 +1,30 @@
+//! Index-writer Lambda: writes index images for the other functions' cold
+//! starts.
+
+use lambda_runtime::Error;
+use metrics_cloudwatch_embedded::lambda::handler::run;
+use shared::adapters::s3::S3ImageStore;
+use shared::config::{PeopleConfig, aws_config};
+use shared::image_writer::{ImageWriter, WritePolicy};
+use shared::wiring::{open_people_store, s3_client};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let metrics = shared::lambda::init_metrics("index-writer")?;
+    let config = PeopleConfig::from_env()?;
+    let policy = WritePolicy::from_lookup(|k| std::env::var(k).ok())?;
+    let bucket = config
+        .index_bucket
+        .clone()
+        .ok_or("INDEX_BUCKET names the bucket this function writes")?;
+    let images = S3ImageStore::new(s3_client(&aws_config().await), bucket);
+    let writer = Box::pin(ImageWriter::open(
+        open_people_store(&config).await,
+        images,
+        &config,
+        policy,
+    ))
+    .await?;
+    run(metrics, |event| index_writer::handler(&writer, event)).await
+}
