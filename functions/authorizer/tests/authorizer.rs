@@ -609,7 +609,13 @@ impl Logs {
             .with_writer(move || logs.clone())
             .with_ansi(false)
             .finish();
-        tracing::subscriber::set_default(subscriber)
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Tests run in parallel, each with its own default subscriber: an
+        // event site another thread reached first may have cached that no
+        // one listens (seen once in a full run: the denial's log line was
+        // missing). Recompute that now this subscriber exists.
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
 
     fn text(&self) -> String {
