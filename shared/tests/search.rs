@@ -118,6 +118,7 @@ fn check(engine: &SearchEngine, model: &[Person], f: &PeopleFilter, page_size: u
         let offset = page * page_size;
         let got = snapshot.search(f, &PageStart::Offset(offset as u64), page_size);
         assert_eq!(got.total, expected.len() as u64, "{f:?}");
+        assert_eq!(got.offset, offset as u64, "{f:?} page {page}");
         let want: Vec<&Person> = expected.iter().skip(offset).take(page_size).collect();
         assert_eq!(
             got.items.iter().collect::<Vec<_>>(),

@@ -255,7 +255,11 @@ impl Snapshot {
 fn split(parts: &[(&Segment, Matches<'_>)], offset: u64) -> Vec<u64> {
     let total: u64 = parts.iter().map(|(_, m)| m.len()).sum();
     if offset >= total {
-        return parts.iter().map(|(_, m)| m.len()).collect();
+        // Past the end: every delta is spent and the base takes the rest,
+        // so that the page's offset is still the one asked for.
+        let mut starts: Vec<u64> = parts.iter().map(|(_, m)| m.len()).collect();
+        starts[0] = offset - starts[1..].iter().sum::<u64>();
+        return starts;
     }
     let mut starts = vec![0u64; parts.len()];
     for (i, (segment, m)) in parts.iter().enumerate().skip(1) {
