@@ -40,6 +40,15 @@ pub struct Segment {
     hobby: Vec<RoaringBitmap>,
 }
 
+/// People per nationality and per hobby symbol of a segment's table: kept
+/// up to date for the base as its people die, so that a write does not
+/// recount the base's bitmaps.
+#[derive(Clone, Default)]
+pub(crate) struct SymbolCounts {
+    pub(crate) nationality: Vec<u64>,
+    pub(crate) hobby: Vec<u64>,
+}
+
 /// The people that a filter matches, as ranks.
 pub enum Matches<'a> {
     /// Everybody: ranks `0..n`.
@@ -325,6 +334,33 @@ impl Segment {
 
     pub fn table(&self) -> &PeopleTable {
         &self.table
+    }
+
+    /// People per nationality symbol and per hobby symbol of the table,
+    /// counting every rank.
+    pub(crate) fn symbol_counts(&self) -> SymbolCounts {
+        SymbolCounts {
+            nationality: self.nationality.iter().map(RoaringBitmap::len).collect(),
+            hobby: self.hobby.iter().map(RoaringBitmap::len).collect(),
+        }
+    }
+
+    /// `counts` as values (those above 0).
+    pub(crate) fn values_of(&self, counts: &SymbolCounts) -> (Vec<ValueCount>, Vec<ValueCount>) {
+        let values = |symbols: &super::table::Symbols, counts: &[u64]| -> Vec<ValueCount> {
+            symbols
+                .iter()
+                .filter(|&(id, _)| counts[id as usize] > 0)
+                .map(|(id, value)| ValueCount {
+                    value: value.to_owned(),
+                    count: counts[id as usize],
+                })
+                .collect()
+        };
+        (
+            values(&self.table.nationalities, &counts.nationality),
+            values(&self.table.hobby_names, &counts.hobby),
+        )
     }
 
     /// People per nationality and per hobby (with a count above 0), the

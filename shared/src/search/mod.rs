@@ -58,7 +58,7 @@ pub use image::{
     save_file, write_image,
 };
 pub use index::Matches;
-use index::Segment;
+use index::{Segment, SymbolCounts};
 pub use live::{LiveIndex, Refresh};
 pub use load::build_from_store;
 pub use snapshot::{PageStart, SearchPage, Snapshot};
@@ -97,6 +97,8 @@ struct Writer {
     base: Arc<Segment>,
     /// Ranks of `base` whose person was deleted or replaced since.
     dead: Arc<RoaringBitmap>,
+    /// The base's live people per symbol, kept as its people die.
+    base_counts: Arc<SymbolCounts>,
     /// People written since `base`, oldest segment first.
     deltas: Vec<Delta>,
     /// While a merge runs: the changes applied since it took its copy, to
@@ -148,6 +150,7 @@ impl SearchEngine {
         let base = Arc::new(Segment::build(table));
         let merge_at = default_merge_at(base.len());
         let writer = Writer {
+            base_counts: Arc::new(base.symbol_counts()),
             base,
             dead: Arc::default(),
             deltas: Vec::new(),
@@ -277,9 +280,14 @@ impl SearchEngine {
     /// Replaces the whole index with `other`'s (a rebuild from a scan),
     /// after any running merge has ended.
     pub fn replace_with(&self, other: &SearchEngine) {
-        let (base, dead, deltas) = {
+        let (base, dead, base_counts, deltas) = {
             let o = other.inner.lock();
-            (Arc::clone(&o.base), Arc::clone(&o.dead), o.deltas.clone())
+            (
+                Arc::clone(&o.base),
+                Arc::clone(&o.dead),
+                Arc::clone(&o.base_counts),
+                o.deltas.clone(),
+            )
         };
         let mut w = self.inner.lock();
         // A merge would install a base built from the old one: wait for it
@@ -289,6 +297,7 @@ impl SearchEngine {
         }
         w.base = base;
         w.dead = dead;
+        w.base_counts = base_counts;
         w.deltas = deltas;
         self.inner.current.store(Arc::new(w.snapshot()));
     }
@@ -328,6 +337,7 @@ impl Merge {
         let folded = self.snapshot.pending();
         let mut w = self.inner.lock();
         let replay = w.since_merge.take().unwrap_or_default();
+        w.base_counts = Arc::new(base.symbol_counts());
         w.base = base;
         w.dead = Arc::default();
         w.deltas = Vec::new();
@@ -372,6 +382,7 @@ impl Writer {
         Snapshot::new(
             Arc::clone(&self.base),
             Arc::clone(&self.dead),
+            &self.base_counts,
             self.deltas.clone(),
         )
     }
@@ -399,9 +410,21 @@ impl Writer {
 
     fn kill(&mut self, place: Place) {
         match place {
-            Place::Base(rank) => Arc::make_mut(&mut self.dead).insert(rank),
-            Place::Delta(i, rank) => Arc::make_mut(&mut self.deltas[i].dead).insert(rank),
-        };
+            Place::Base(rank) => {
+                if Arc::make_mut(&mut self.dead).insert(rank) {
+                    let table = self.base.table();
+                    let row = self.base.row_at(rank);
+                    let counts = Arc::make_mut(&mut self.base_counts);
+                    counts.nationality[table.nationality_id(row) as usize] -= 1;
+                    for &h in table.hobby_ids(row) {
+                        counts.hobby[h as usize] -= 1;
+                    }
+                }
+            }
+            Place::Delta(i, rank) => {
+                Arc::make_mut(&mut self.deltas[i].dead).insert(rank);
+            }
+        }
     }
 
     /// Applies `changes` in order as one new delta segment (then tiers the

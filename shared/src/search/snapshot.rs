@@ -10,7 +10,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use super::Delta;
-use super::index::{Matches, Segment};
+use super::index::{Matches, Segment, SymbolCounts};
 use super::table::PeopleTable;
 use crate::domain::{PeopleFilter, Person, SortKey, ValueCount};
 
@@ -61,9 +61,15 @@ impl SegmentMatches<'_> {
 }
 
 impl Snapshot {
-    pub(crate) fn new(base: Arc<Segment>, dead: Arc<RoaringBitmap>, deltas: Vec<Delta>) -> Self {
+    /// `base_counts`: the base's live people per symbol (its dead left out).
+    pub(crate) fn new(
+        base: Arc<Segment>,
+        dead: Arc<RoaringBitmap>,
+        base_counts: &SymbolCounts,
+        deltas: Vec<Delta>,
+    ) -> Self {
         let (mut nationalities, mut hobbies) = (Vec::new(), Vec::new());
-        let counts = std::iter::once(base.value_counts(&dead))
+        let counts = std::iter::once(base.values_of(base_counts))
             .chain(deltas.iter().map(|d| d.segment.value_counts(&d.dead)));
         for (nats, hobs) in counts {
             nationalities.push(nats);
@@ -81,7 +87,9 @@ impl Snapshot {
 
     /// A snapshot of `table` alone (no delta).
     pub fn build(table: PeopleTable) -> Self {
-        Self::new(Arc::new(Segment::build(table)), Arc::default(), Vec::new())
+        let base = Arc::new(Segment::build(table));
+        let counts = base.symbol_counts();
+        Self::new(base, Arc::default(), &counts, Vec::new())
     }
 
     pub(crate) fn base(&self) -> &Arc<Segment> {
