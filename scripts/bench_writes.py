@@ -12,7 +12,9 @@ write-to-searchable latency, and bulk import throughput.
    to GET /people?search=<their unique name> returning all 5 (polled
    every 2 ms), during (2), and again on a quiet server; p50, p95;
 4. bulk: 20 imports of 1,000 new people sent at once (20 connections),
-   people/s from the first POST to all 20,000 searchable.
+   people/s from the first POST to all 20,000 searchable; --bursts N runs
+   N such bursts back to back, each with new people (--bulk-only: only
+   those, and --paths is not read).
 Bounded in time and count, 127.0.0.1 only; standard library (and wrk).
 """
 
@@ -104,10 +106,12 @@ def steady_writer(base, stop, latencies, start_n):
         time.sleep(max(0.0, next_at - time.perf_counter()))
 
 
-def bulk(base, requests=20, per_request=1000):
+def bulk(base, requests=20, per_request=1000, burst=0):
+    """One burst; each `burst` number has its own ids and nationality."""
+    tag = "" if burst == 0 else str(burst)
     bodies = [{"kind": "import", "people": [
-        {"id": "bulk-%d-%d" % (r, i), "first_name": "Bulk%d" % i, "last_name": "Loader%d" % r,
-         "nationality": "Bulkland", "hobbies": ["Loading"]} for i in range(per_request)]}
+        {"id": "bulk%s-%d-%d" % (tag, r, i), "first_name": "Bulk%d" % i, "last_name": "Loader%d" % r,
+         "nationality": "Bulkland" + tag, "hobbies": ["Loading"]} for i in range(per_request)]}
         for r in range(requests)]
     payloads = [json.dumps(b).encode() for b in bodies]
     clients = [Client(base) for _ in range(requests)]
@@ -134,7 +138,7 @@ def bulk(base, requests=20, per_request=1000):
     want = requests * per_request
     deadline = t0 + 300
     while True:
-        status, page = poll.call("GET", "/people?nationality=Bulkland&page_size=1")
+        status, page = poll.call("GET", "/people?nationality=Bulkland%s&page_size=1" % tag)
         if status == 200 and page["total"] == want:
             break
         if time.perf_counter() > deadline:
@@ -147,10 +151,17 @@ def bulk(base, requests=20, per_request=1000):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="http://127.0.0.1:3000")
-    ap.add_argument("--paths", required=True, help="the query mix, one path a line (wrk_paths.py)")
+    ap.add_argument("--paths", help="the query mix, one path a line (wrk_paths.py)")
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--quiet-imports", type=int, default=50)
+    ap.add_argument("--bursts", type=int, default=1,
+                    help="bulk bursts run back to back at the end (each with new people)")
+    ap.add_argument("--bulk-only", action="store_true", help="only the bulk bursts")
     args = ap.parse_args()
+    if args.bulk_only:
+        return bursts(args.base, args.bursts)
+    if not args.paths:
+        ap.error("--paths is needed unless --bulk-only")
 
     alone = wrk(args.base, args.paths, args.duration)
     print(json.dumps({"run": "query mix, no writes", **alone}), flush=True)
@@ -181,8 +192,13 @@ def main():
                       "p95_ms": round(percentile(quiet, 95), 1),
                       "max_ms": round(max(quiet), 1)}), flush=True)
 
-    print(json.dumps({"run": "bulk: 20 imports of 1,000 new people at once, POST to all searchable",
-                      **bulk(args.base)}), flush=True)
+    return bursts(args.base, args.bursts)
+
+
+def bursts(base, n):
+    for burst in range(n):
+        print(json.dumps({"run": "bulk: 20 imports of 1,000 new people at once, POST to all searchable",
+                          "burst": burst + 1, **bulk(base, burst=burst)}), flush=True)
     return 0
 
 
