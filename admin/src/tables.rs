@@ -139,10 +139,6 @@ const ACTIVE_WITHIN: Duration = Duration::from_secs(120);
 /// Creates `name` as `spec` declares it, waits until it and its indexes
 /// are active, and turns on its TTL.
 async fn create_as_declared(client: &Client, name: &str, spec: &TableSpec) -> anyhow::Result<()> {
-    let mut create = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::from(spec.billing_mode.as_str()));
     if spec.billing_mode != "PAY_PER_REQUEST" {
         bail!(
             "{} has BillingMode {}: only PAY_PER_REQUEST tables can be created here",
@@ -150,6 +146,10 @@ async fn create_as_declared(client: &Client, name: &str, spec: &TableSpec) -> an
             spec.billing_mode
         );
     }
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
     for (attribute, kind) in &spec.attributes {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
