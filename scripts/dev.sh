@@ -2,13 +2,16 @@
 # The shipped function binaries, run together on this machine:
 #   scripts/dev.sh [--port N] [--watch]        (port: default 3000)
 #
-# One moto server (DynamoDB and SQS) with the tables and queues created as
-# template.yaml declares them (`admin create-tables`, `admin create-queues`);
+# One moto server (DynamoDB, SQS, S3) with the tables, queues and index-image
+# bucket created as template.yaml declares them (`admin create-tables`,
+# `admin create-queues`, `admin create-bucket`);
 # the functions running against it under cargo lambda; and the local
 # server in front of them on
 # 127.0.0.1:N (`local --functions`): the HTTP API, the WebSocket API at /ws,
-# the Management API the functions push through, and the SQS event source
-# that hands the jobs queue to the processor function.
+# the Management API the functions push through, the SQS event source
+# that hands the jobs queue to the processor function, and the schedules
+# (EventBridge's) that run the sweeper and the index writer, here every
+# minute.
 #
 # By default the workspace's binaries (`cargo build --workspace --bins`,
 # the build the tests use) run under cargo lambda's runtime API (`cargo
@@ -69,7 +72,7 @@ trap 'exit 143' TERM
 echo "== tools (.venv: moto, cargo-lambda, zig)"
 scripts/python-tools.sh
 bin=target/debug
-functions=(query-api enqueue processor websocket)
+functions=(query-api enqueue processor websocket sweeper index-writer)
 if [ "$prebuilt" = 1 ]; then
     echo "== building the workspace's binaries"
     cargo build --quiet --workspace --bins
@@ -86,13 +89,14 @@ export AWS_ENDPOINT_URL="$moto" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
     AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-echo "== moto (DynamoDB, SQS) on $moto"
+echo "== moto (DynamoDB, SQS, S3) on $moto"
 .venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
 pids+=($!)
 wait_for "$moto/moto-api/" moto "${pids[-1]}"
 
-echo "== tables and queues, as template.yaml declares them"
+echo "== tables, queues and the index-image bucket, as template.yaml declares them"
 $bin/admin create-tables
+$bin/admin create-bucket --name index | grep -v '^INDEX_BUCKET='
 queues="$($bin/admin create-queues --name jobs)"
 echo "$queues" | grep -v '^QUEUE_URL='
 queue_url="$(echo "$queues" | sed -n 's/^QUEUE_URL=//p')"
@@ -102,7 +106,7 @@ queue_url="$(echo "$queues" | sed -n 's/^QUEUE_URL=//p')"
 # [workspace.metadata.lambda] in Cargo.toml; these win over it).
 env_vars="STORAGE_TYPE=dynamodb,QUEUE_TYPE=sqs,QUEUE_URL=$queue_url,MAX_RECEIVES=3"
 env_vars+=",PEOPLE_TABLE=people,REQUESTS_TABLE=requests,CONNECTIONS_TABLE=connections"
-env_vars+=",WEBSOCKET_ENDPOINT=http://127.0.0.1:$port,INDEX_REFRESH_MS=1000"
+env_vars+=",WEBSOCKET_ENDPOINT=http://127.0.0.1:$port,INDEX_REFRESH_MS=1000,INDEX_BUCKET=index"
 env_vars+=",AWS_ENDPOINT_URL=$moto,AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=test"
 env_vars+=",AWS_SECRET_ACCESS_KEY=test,AWS_EC2_METADATA_DISABLED=true"
 # Nobody signs in locally: anonymous writes are on, as on the local server.
@@ -135,7 +139,8 @@ if [ "$prebuilt" = 1 ]; then
 fi
 
 echo "== the local server in front of them on http://127.0.0.1:$port"
-QUEUE_URL="$queue_url" $bin/local --functions "$lambda" --port "$port" 2>"$logs/local.log" &
+QUEUE_URL="$queue_url" $bin/local --functions "$lambda" --port "$port" --schedule-every 60 \
+    2>"$logs/local.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$port/metrics" "the local server" "${pids[-1]}"
 
@@ -173,7 +178,8 @@ Ready. Everything listens on 127.0.0.1:
   WebSocket API     ws://127.0.0.1:$port/ws
   Management API    http://127.0.0.1:$port/@connections/{id}   (the functions' WEBSOCKET_ENDPOINT)
   Lambda invoke API $lambda   (cargo lambda watch: cargo lambda invoke --invoke-port $lambda_port ...)
-  moto              $moto   (DynamoDB tables people, requests, connections; SQS jobs, jobs-dlq)
+  moto              $moto   (DynamoDB tables people, requests, connections; SQS jobs, jobs-dlq; S3 index)
+  schedules         sweeper and index-writer every 60 s (the template's rate(5 minutes), sped up)
   jobs queue        $queue_url
   logs              $logs
 Load people:  AWS_ENDPOINT_URL=$moto AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test $bin/admin import FILE

@@ -12,6 +12,7 @@ use shared::config::{PeopleConfig, aws_config};
 use shared::adapters::sqs::create_queues_with;
 use shared::template::Template;
 
+use crate::bucket;
 use crate::import::{self, Options};
 use crate::progress::{Counters, Screen};
 use crate::queues;
@@ -65,6 +66,32 @@ pub(crate) async fn create_queues(
         settings.dlq_retention.as_secs()
     );
     println!("QUEUE_URL={url}");
+    Ok(Outcome::Complete)
+}
+
+/// The index-image bucket, as template.yaml declares `IndexBucket`.
+pub(crate) async fn create_bucket(name: &str) -> anyhow::Result<Outcome> {
+    let spec = Template::built_in().bucket("IndexBucket")?;
+    let client = shared::wiring::s3_client(&aws_config().await);
+    let made = bucket::create_bucket(&client, name, &spec).await?;
+    let what = match made {
+        bucket::Made::Created => "created",
+        bucket::Made::Existed => "exists already; its settings set again",
+    };
+    let rules: Vec<String> = spec
+        .lifecycle
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({}*: expire after {} days)",
+                r.id,
+                r.prefix,
+                r.expiration_days.map_or("no".into(), |d| d.to_string())
+            )
+        })
+        .collect();
+    println!("bucket {name:?}: {what}; lifecycle {}", rules.join(", "));
+    println!("INDEX_BUCKET={name}");
     Ok(Outcome::Complete)
 }
 

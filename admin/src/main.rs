@@ -4,6 +4,7 @@
 //! `cargo run --release --bin admin -- create-queues`
 //! `cargo run --release --bin admin -- import people.jsonl`
 
+mod bucket;
 mod commands;
 mod import;
 mod progress;
@@ -54,6 +55,16 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=43_200))]
         visibility_timeout: Option<u32>,
     },
+    /// Creates the index-image bucket as template.yaml declares IndexBucket
+    /// (default encryption, public-access block, the lifecycle rule that
+    /// expires old images), or sets those on a bucket that exists; prints
+    /// INDEX_BUCKET=NAME. For emulators and stacks without the template's
+    /// bucket.
+    CreateBucket {
+        /// The bucket's name.
+        #[arg(long, default_value = "index")]
+        name: String,
+    },
     /// Imports people from a JSON-lines file, one person a line (as
     /// gen_people.py writes). Every line is checked as the local server
     /// checks it; bad lines are reported by number and skipped, the others
@@ -103,6 +114,7 @@ async fn main() -> ExitCode {
             name,
             visibility_timeout,
         } => commands::create_queues(&name, visibility_timeout.map(u64::from)).await,
+        Command::CreateBucket { name } => commands::create_bucket(&name).await,
         Command::Import {
             file,
             batch_size,

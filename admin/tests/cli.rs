@@ -449,3 +449,98 @@ async fn create_queues_makes_the_templates_queues() {
     assert_eq!(got[&A::VisibilityTimeout], "2");
     assert!(got.contains_key(&A::RedrivePolicy));
 }
+
+/// `create-bucket` makes the index-image bucket as template.yaml declares
+/// IndexBucket: its lifecycle rule, default encryption and public-access
+/// block; again, it is harmless and says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_bucket_makes_the_templates_bucket() {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    // Bucket names: lower case, at most 63 characters.
+    let name = format!(
+        "admin-bucket-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let run = || {
+        tokio::task::block_in_place(|| admin("unused", &["create-bucket", "--name", &name], &[]))
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let stdout = text(&first.stdout);
+    assert!(
+        stdout.contains(&format!("INDEX_BUCKET={name}\n")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("created"), "{stdout}");
+
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(tokio::task::block_in_place(moto::endpoint))
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .force_path_style(true)
+            .build(),
+    );
+    let want = shared::template::Template::built_in()
+        .bucket("IndexBucket")
+        .unwrap();
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap()
+        .rules
+        .unwrap_or_default();
+    assert_eq!(rules.len(), want.lifecycle.len());
+    for (got, want) in rules.iter().zip(&want.lifecycle) {
+        assert_eq!(got.id.as_deref(), Some(want.id.as_str()));
+        assert_eq!(got.status.as_str(), "Enabled");
+        let prefix = got.filter.as_ref().and_then(|f| f.prefix.as_deref());
+        assert_eq!(prefix, Some(want.prefix.as_str()));
+        let days = got.expiration.as_ref().and_then(|e| e.days);
+        assert_eq!(days, want.expiration_days.map(|d| d as i32));
+        let abort = got
+            .abort_incomplete_multipart_upload
+            .as_ref()
+            .and_then(|a| a.days_after_initiation);
+        assert_eq!(abort, want.abort_incomplete_upload_days.map(|d| d as i32));
+    }
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap();
+    let algorithm = encryption
+        .server_side_encryption_configuration
+        .and_then(|c| c.rules.into_iter().next())
+        .and_then(|r| r.apply_server_side_encryption_by_default)
+        .map(|d| d.sse_algorithm.as_str().to_owned());
+    assert_eq!(algorithm, want.encryption);
+    let block = s3
+        .get_public_access_block()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap()
+        .public_access_block_configuration
+        .unwrap();
+    assert_eq!(
+        (
+            block.block_public_acls,
+            block.block_public_policy,
+            block.ignore_public_acls,
+            block.restrict_public_buckets
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+
+    let again = run();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("exists already"));
+}

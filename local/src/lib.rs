@@ -5,6 +5,7 @@
 pub mod event_source;
 pub mod front;
 pub mod invoke;
+pub mod schedule;
 pub mod snapshot;
 pub mod websocket;
 

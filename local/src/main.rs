@@ -53,6 +53,11 @@ struct Args {
     /// by the template's logical id (sam local).
     #[arg(long, value_enum, default_value = "binary")]
     function_names: local::invoke::FunctionNames,
+    /// Front mode: run template.yaml's schedules (the sweeper, the index
+    /// writer) every this many seconds instead of at their rates; 0 runs
+    /// none of them.
+    #[arg(long, value_name = "SECS")]
+    schedule_every: Option<u64>,
     /// Front mode: the longest one invocation may take, in seconds.
     #[arg(long, default_value_t = 120)]
     invoke_timeout: u64,
@@ -289,12 +294,39 @@ async fn front(
                 mapping.batch_size,
                 mapping.batching_window.as_secs()
             );
-            let target = Arc::new(local::event_source::ViaInvokeApi { invoker, function });
+            let target = Arc::new(local::event_source::ViaInvokeApi {
+                invoker: invoker.clone(),
+                function,
+            });
             local::spawn_event_source(url, 1, target)
                 .await
                 .context("starting the SQS event source")?;
         }
         None => eprintln!("  no QUEUE_URL: the jobs queue is not polled"),
+    }
+    // EventBridge's schedules.
+    if args.schedule_every == Some(0) {
+        eprintln!("  schedules: none run (--schedule-every 0)");
+    } else {
+        let schedules: Vec<local::schedule::Scheduled> = template
+            .schedules()?
+            .into_iter()
+            .map(|s| local::schedule::Scheduled {
+                function: args.function_names.of(&s.function).to_owned(),
+                rule: format!("{}-{}", s.function.logical_id, s.name),
+                every: args.schedule_every.map_or(s.rate, Duration::from_secs),
+            })
+            .collect();
+        for s in &schedules {
+            eprintln!(
+                "  {:<22} -> {} every {} s",
+                format!("schedule {}", s.rule),
+                s.function,
+                s.every.as_secs()
+            );
+        }
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+        local::schedule::spawn_schedules(invoker.clone(), schedules, region);
     }
     let app = Arc::new(
         local::App::new(&people, &jobs, pusher, hub)

@@ -263,3 +263,55 @@ fn the_openapi_routes_are_the_templates() {
     in_doc.sort();
     assert_eq!(in_doc, described);
 }
+
+/// The event the emulated schedules send is the fixture's shape, and
+/// reads as the EventBridge event type the scheduled functions take.
+#[test]
+fn scheduled_events_have_the_fixtures_shape() {
+    let event = local::schedule::scheduled_event(
+        "SweeperFunction-Every5Minutes",
+        "us-east-1",
+        chrono::Utc::now(),
+    );
+    assert_same_fields(&event, "scheduled.json");
+    assert_eq!(event["detail-type"], "Scheduled Event");
+    assert_eq!(
+        event["resources"][0],
+        "arn:aws:events:us-east-1:123456789012:rule/SweeperFunction-Every5Minutes"
+    );
+    serde_json::from_value::<aws_lambda_events::event::eventbridge::EventBridgeEvent>(event)
+        .unwrap();
+}
+
+/// `cargo lambda watch`'s router (`[workspace.metadata.lambda.watch.router]`
+/// in Cargo.toml) maps every HttpApi route of template.yaml to the function
+/// the template maps it to, and nothing else.
+#[test]
+fn the_watch_router_is_the_templates() {
+    let manifest: toml::Table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("a [workspace.metadata.lambda.watch.router] table");
+    let mut routed: Vec<(String, String)> = Vec::new();
+    for (path, entries) in router {
+        for entry in entries.as_array().expect("a list of routes per path") {
+            routed.push((
+                format!("{} {path}", entry["method"].as_str().unwrap()),
+                entry["function"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    routed.sort();
+    let mut declared: Vec<(String, String)> = shared::template::Template::built_in()
+        .http_routes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.route_key(), r.function.binary))
+        .collect();
+    declared.sort();
+    assert_eq!(routed, declared);
+}

@@ -1,10 +1,11 @@
-//! End to end on the shipped function binaries: a moto server (DynamoDB and
-//! SQS), cargo lambda's Lambda runtime and invoke APIs (`cargo lambda watch
-//! --only-lambda-apis`) with the query-api, enqueue, processor and
-//! websocket binaries running under it, and the local server in front of
-//! them (`local --functions`): API Gateway's HTTP and WebSocket APIs, the
-//! Management API the functions push through, and the SQS event source
-//! mapping that feeds the processor.
+//! End to end on the shipped function binaries: a moto server (DynamoDB,
+//! SQS and S3), cargo lambda's Lambda runtime and invoke APIs (`cargo lambda
+//! watch --only-lambda-apis`) with the query-api, enqueue, processor,
+//! websocket, sweeper and index-writer binaries running under it, and the
+//! local server in front of them (`local --functions`): API Gateway's HTTP
+//! and WebSocket APIs, the Management API the functions push through, the
+//! SQS event source mapping that feeds the processor, and EventBridge's
+//! schedules.
 //!
 //! The binaries are the ones `cargo build --workspace --bins` leaves next
 //! to this test (scripts/test.sh builds them first); cargo-lambda is the
@@ -84,6 +85,17 @@ impl Processes {
         self.children.push((name.to_owned(), child));
     }
 
+    /// Ends the process `name` (by its PID) and waits for it; its log stays.
+    fn stop(&mut self, name: &str) {
+        for (n, child) in &mut self.children {
+            if n == name {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.children.retain(|(n, _)| n != name);
+    }
+
     /// The last lines of every log, for a failure message.
     fn tails(&self) -> String {
         let mut out = String::new();
@@ -143,6 +155,25 @@ fn admin(args: &[&str], tables: &[(&str, String)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `text` without the terminal colour codes tracing writes around fields.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... m
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 async fn wait_for_http(url: &str, processes: &mut Processes) {
@@ -232,11 +263,14 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
         ("REQUESTS_TABLE", format!("{run}-requests")),
         ("CONNECTIONS_TABLE", format!("{run}-connections")),
     ];
+    let bucket = format!("{run}-index");
     let created = tokio::task::spawn_blocking({
         let tables = tables.clone();
         let run = run.clone();
+        let bucket = bucket.clone();
         move || {
             admin(&["create-tables"], &tables);
+            admin(&["create-bucket", "--name", &bucket], &tables);
             admin(
                 &[
                     "create-queues",
@@ -277,11 +311,12 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
             .current_dir(workspace_root()),
     );
     wait_for_port(lambda_port, &mut processes).await;
-    for function in ["query-api", "enqueue", "processor", "websocket"] {
+    // A function's process under the runtime API, named `name` there.
+    let function_command = |function: &str, name: &str| {
         let mut command = Command::new(binary(function));
         aws_env(&mut command)
-            .env("AWS_LAMBDA_RUNTIME_API", format!("{lambda}/.rt/{function}"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .env("AWS_LAMBDA_RUNTIME_API", format!("{lambda}/.rt/{name}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("STORAGE_TYPE", "dynamodb")
@@ -293,15 +328,32 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
             .env("ALLOW_ANONYMOUS_WRITES", "true")
             .env("INDEX_REFRESH_MS", "0")
             .env("WEBSOCKET_ENDPOINT", &local)
+            .env("INDEX_BUCKET", &bucket)
+            // An image as soon as anything changed (the writer's default
+            // waits for 100,000 changes or 15 minutes).
+            .env("INDEX_IMAGE_CHANGES", "1")
+            .env("INDEX_IMAGE_EVERY_S", "1")
             .env("RUST_LOG", "info");
         for (k, v) in &tables {
             command.env(k, v);
         }
-        processes.spawn(function, &mut command);
+        command
+    };
+    for function in [
+        "query-api",
+        "enqueue",
+        "processor",
+        "websocket",
+        "sweeper",
+        "index-writer",
+    ] {
+        processes.spawn(function, &mut function_command(function, function));
     }
+    // The schedules every 2 s, not the template's 5 minutes.
     let mut command = Command::new(binary("local"));
     aws_env(&mut command)
         .args(["--functions", &lambda, "--port", &local_port.to_string()])
+        .args(["--schedule-every", "2"])
         .env("QUEUE_URL", &queue_url)
         .env("RUST_LOG", "info");
     processes.spawn("local", &mut command);
@@ -371,6 +423,70 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
         .await
         .unwrap();
     assert_eq!(person["first_name"], "Zébulon");
+
+    // The schedules: the sweeper runs, and the index writer writes an
+    // image holding the imported people; a new query function (a cold
+    // start) starts from that image, not from a Scan, and answers with them.
+    let local_log = processes.logs.join("local.log");
+    let deadline = Instant::now() + WAIT;
+    let written = loop {
+        let log = plain(&std::fs::read_to_string(&local_log).unwrap_or_default());
+        let swept = log
+            .lines()
+            .any(|l| l.contains("scheduled run") && l.contains("function=sweeper"));
+        let image = log.lines().find(|l| {
+            l.contains("scheduled run")
+                && l.contains("function=index-writer")
+                && l.contains("\"people\":2")
+        });
+        if let (true, Some(line)) = (swept, image) {
+            break line.to_owned();
+        }
+        processes.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled sweep and image of 2 people\n{}",
+            processes.tails()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(written.contains("\"written\":\"index/"), "{written}");
+    // The query function's process ends (as Lambda recycles it), and a new
+    // one takes its place under the same name.
+    processes.stop("query-api");
+    processes.spawn(
+        "query-api-cold",
+        &mut function_command("query-api", "query-api"),
+    );
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/query-people-search.json")).unwrap(),
+    )
+    .unwrap();
+    event["rawQueryString"] = json!("search=quixotl");
+    event["queryStringParameters"] = json!({"search": "quixotl"});
+    let answer: Value = http
+        .post(format!(
+            "{lambda}/2015-03-31/functions/query-api/invocations"
+        ))
+        .json(&event)
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let page: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(page["total"], 2, "{page}");
+    let cold_log = plain(
+        &std::fs::read_to_string(processes.logs.join("query-api-cold.log")).unwrap_or_default(),
+    );
+    assert!(
+        cold_log.contains("index image read") && cold_log.contains("from=Image"),
+        "the cold start read the image:\n{cold_log}"
+    );
+    assert!(!cold_log.contains("from a Scan"), "{cold_log}");
 
     // A report over HTTP, its result pushed to the subscribed socket and
     // readable through query-api.

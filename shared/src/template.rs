@@ -94,6 +94,35 @@ pub struct SqsEventSource {
     pub report_batch_item_failures: bool,
 }
 
+/// A `Schedule` event of a function: EventBridge invokes it every `rate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The event's name in the template (`Every5Minutes`).
+    pub name: String,
+    pub function: FunctionRef,
+    pub rate: Duration,
+}
+
+/// A lifecycle rule of an `AWS::S3::Bucket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub prefix: String,
+    pub expiration_days: Option<u32>,
+    pub abort_incomplete_upload_days: Option<u32>,
+}
+
+/// An `AWS::S3::Bucket`: what `admin create-bucket` makes of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSpec {
+    pub logical_id: String,
+    /// `SSEAlgorithm` of its default encryption (`AES256`), if any.
+    pub encryption: Option<String>,
+    /// All four public-access blocks on.
+    pub blocks_public_access: bool,
+    pub lifecycle: Vec<LifecycleRule>,
+}
+
 /// An `AWS::SQS::Queue`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
@@ -232,6 +261,39 @@ impl Template {
             }
         }
         Ok(routes)
+    }
+
+    /// Every `Schedule` event of every function, with its `rate(...)`
+    /// (`cron(...)` expressions are refused: the template has none).
+    pub fn schedules(&self) -> Result<Vec<Schedule>, TemplateError> {
+        let mut schedules = Vec::new();
+        for (id, function) in self.resources_of("AWS::Serverless::Function") {
+            let events = function
+                .pointer("/Properties/Events")
+                .and_then(Value::as_object);
+            for (name, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
+                    continue;
+                }
+                let expression = event
+                    .pointer("/Properties/Schedule")
+                    .and_then(|s| self.scalar(s))
+                    .ok_or_else(|| {
+                        shape(format!("the Schedule event {name} of {id} has no Schedule"))
+                    })?;
+                let rate = parse_rate(&expression).ok_or_else(|| {
+                    shape(format!(
+                        "the Schedule event {name} of {id} is {expression:?}, not rate(N minutes|hours|days)"
+                    ))
+                })?;
+                schedules.push(Schedule {
+                    name: name.clone(),
+                    function: self.function(id)?,
+                    rate,
+                });
+            }
+        }
+        Ok(schedules)
     }
 
     /// The WebSocket API (the template has one), and the function its
@@ -374,6 +436,70 @@ impl Template {
         })
     }
 
+    /// The bucket `logical_id`.
+    pub fn bucket(&self, logical_id: &str) -> Result<BucketSpec, TemplateError> {
+        let bucket = self
+            .resource(logical_id)
+            .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::S3::Bucket"))
+            .ok_or_else(|| shape(format!("no bucket {logical_id}")))?;
+        let prop = |name: &str| bucket.pointer(&format!("/Properties/{name}"));
+        let encryption = prop("BucketEncryption/ServerSideEncryptionConfiguration")
+            .and_then(Value::as_array)
+            .and_then(|rules| rules.first())
+            .and_then(|r| r.pointer("/ServerSideEncryptionByDefault/SSEAlgorithm"))
+            .and_then(|a| self.scalar(a));
+        let blocks_public_access = prop("PublicAccessBlockConfiguration").is_some_and(|b| {
+            [
+                "BlockPublicAcls",
+                "BlockPublicPolicy",
+                "IgnorePublicAcls",
+                "RestrictPublicBuckets",
+            ]
+            .iter()
+            .all(|k| b.get(*k) == Some(&Value::Bool(true)))
+        });
+        let days =
+            |rule: &Value, pointer: &str, what: &str| -> Result<Option<u32>, TemplateError> {
+                Ok(self
+                    .number(rule.pointer(pointer), what)?
+                    .map(|d| d.min(u64::from(u32::MAX)) as u32))
+            };
+        let mut lifecycle = Vec::new();
+        for rule in prop("LifecycleConfiguration/Rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if rule.get("Status").and_then(Value::as_str) != Some("Enabled") {
+                continue;
+            }
+            lifecycle.push(LifecycleRule {
+                id: rule
+                    .get("Id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                prefix: rule
+                    .get("Prefix")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                expiration_days: days(rule, "/ExpirationInDays", "ExpirationInDays")?,
+                abort_incomplete_upload_days: days(
+                    rule,
+                    "/AbortIncompleteMultipartUpload/DaysAfterInitiation",
+                    "DaysAfterInitiation",
+                )?,
+            });
+        }
+        Ok(BucketSpec {
+            logical_id: logical_id.to_owned(),
+            encryption,
+            blocks_public_access,
+            lifecycle,
+        })
+    }
+
     /// The table `logical_id`.
     pub fn table(&self, logical_id: &str) -> Result<TableSpec, TemplateError> {
         let table = self
@@ -454,6 +580,21 @@ impl Template {
             ttl_attribute,
         })
     }
+}
+
+/// `rate(5 minutes)`, `rate(1 hour)`, `rate(2 days)` as EventBridge
+/// writes them.
+fn parse_rate(expression: &str) -> Option<Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok().filter(|&n| n > 0)?;
+    let unit_secs = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3_600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(unit_secs)?))
 }
 
 /// Every `${Name}` of a `!Sub` string.
@@ -576,6 +717,31 @@ mod tests {
         assert_eq!(queue.redrive, Some(("JobsDeadLetterQueue".to_owned(), 3)));
         let dlq = t.queue("JobsDeadLetterQueue").unwrap();
         assert_eq!(dlq.retention, Some(Duration::from_secs(1_209_600)));
+        let schedules = t.schedules().unwrap();
+        let mut scheduled: Vec<(&str, Duration)> = schedules
+            .iter()
+            .map(|s| (s.function.binary.as_str(), s.rate))
+            .collect();
+        scheduled.sort();
+        assert_eq!(
+            scheduled,
+            [
+                ("index-writer", Duration::from_secs(300)),
+                ("sweeper", Duration::from_secs(300))
+            ]
+        );
+        let bucket = t.bucket("IndexBucket").unwrap();
+        assert_eq!(bucket.encryption.as_deref(), Some("AES256"));
+        assert!(bucket.blocks_public_access);
+        assert_eq!(
+            bucket.lifecycle,
+            [LifecycleRule {
+                id: "ExpireOldIndexImages".into(),
+                prefix: "index/".into(),
+                expiration_days: Some(3),
+                abort_incomplete_upload_days: Some(1),
+            }]
+        );
         let people = t.table("PeopleTable").unwrap();
         assert_eq!(people.key, vec![("id".to_owned(), "HASH".to_owned())]);
         assert_eq!(people.indexes[0].0, "by_version");
@@ -597,6 +763,35 @@ mod tests {
         assert!(route.matches("GET", "/people/").is_none());
         assert!(route.matches("GET", "/people/p1/x").is_none());
         assert!(route.matches("POST", "/people/p1").is_none());
+    }
+
+    #[test]
+    fn rates_read_as_eventbridge_writes_them() {
+        assert_eq!(
+            parse_rate("rate(5 minutes)"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_rate("rate(1 minute)"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_rate("rate(2 hours)"),
+            Some(Duration::from_secs(7_200))
+        );
+        assert_eq!(parse_rate("rate(1 day)"), Some(Duration::from_secs(86_400)));
+        for bad in [
+            "rate(0 minutes)",
+            "rate(5)",
+            "cron(0 12 * * ? *)",
+            "rate(5 weeks)",
+            "5 minutes",
+        ] {
+            assert_eq!(parse_rate(bad), None, "{bad}");
+        }
+        let t = Template::parse(
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata: {BuildProperties: {Binary: f}}\n    Properties:\n      Events:\n        Nightly: {Type: Schedule, Properties: {Schedule: cron(0 1 * * ? *)}}\n",
+        )
+        .unwrap();
+        let e = t.schedules().unwrap_err().to_string();
+        assert!(e.contains("Nightly") && e.contains("cron"), "{e}");
     }
 
     #[test]
