@@ -110,11 +110,11 @@ cargo build --quiet --workspace --bins
 import re, shutil, sys, pathlib
 work = pathlib.Path(sys.argv[1])
 text = pathlib.Path("template.yaml").read_text()
-out, binary = [], None
+out, binary, current = [], None, None
 for line in text.splitlines():
     m = re.match(r"\s+Binary: (\S+)", line)
     if m:
-        binary = m.group(1)
+        binary = current = m.group(1)
     # (Metadata stays: sam local reads CodeUri, and builds nothing.)
     if re.match(r"\s+CodeUri: \.$", line) and binary:
         code = work / "functions" / binary
@@ -124,8 +124,52 @@ for line in text.splitlines():
         binary = None
     line = line.replace("Architectures: [arm64]", "Architectures: [x86_64]")
     out.append(line)
+    # sam local sets only the variables a function declares: the index
+    # writer gets one for the endpoint of the moto server it runs against.
+    if re.match(r"\s+INDEX_BUCKET: !Ref IndexBucket$", line) and current == "index-writer":
+        out.append(line[: len(line) - len(line.lstrip())] + 'AWS_ENDPOINT_URL: ""')
 (work / "template.yaml").write_text("\n".join(out) + "\n")
 EOF
+echo "== moto (DynamoDB, S3) for the index writer, with the template's people table"
+moto_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+moto="http://127.0.0.1:$moto_port"
+.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 150); do curl -s -o /dev/null -m 2 "$moto/moto-api/" && break; sleep 0.2; done
+# The credentials sam local hands the container, and admin's.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN
+AWS_ENDPOINT_URL="$moto" target/debug/admin create-tables >/dev/null
+AWS_ENDPOINT_URL="$moto" target/debug/admin create-bucket --name index-sam >/dev/null
+AWS_ENDPOINT_URL="$moto" target/debug/admin create-bucket --name index-cl >/dev/null
+# A Lambda container is on Docker's bridge, where the host's 127.0.0.1 is
+# not its own (and sam local ignores --docker-network host): a relay on the
+# bridge's gateway address, reachable from this machine's containers only,
+# passes its connections to moto on 127.0.0.1.
+gateway="$($docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}')"
+relay_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+python3 - "$gateway" "$relay_port" "$moto_port" >"$work/relay.log" 2>&1 <<'RELAY' &
+import asyncio, sys
+host, port, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+    finally:
+        w.close()
+async def serve(r, w):
+    tr, tw = await asyncio.open_connection("127.0.0.1", target)
+    await asyncio.gather(pipe(r, tw), pipe(tr, w), return_exceptions=True)
+async def main():
+    server = await asyncio.start_server(serve, host, port)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+RELAY
+pids+=($!)
+for i in $(seq 1 50); do (exec 3<>"/dev/tcp/$gateway/$relay_port") 2>/dev/null && break; sleep 0.1; done
+
 template="$work/template.yaml"
 common=(--template "$template" --invoke-image people-lambda-base:local --skip-pull-image)
 envs="$work/env.json"
@@ -133,15 +177,22 @@ envs="$work/env.json"
 # memory storage and queue, so no AWS account is needed. (sam local applies
 # only the variables the template declares for a function; the others, such
 # as SEED_PEOPLE, keep the code's defaults, which are the metadata's values.)
-.venv/bin/python - "$envs" <<'EOF'
+.venv/bin/python - "$envs" "http://$gateway:$relay_port" index-sam <<'EOF'
 import json, sys, tomllib
 meta = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["bin"]
 names = {"query-api": "QueryApiFunction", "enqueue": "EnqueueFunction", "processor": "ProcessorFunction",
-         "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction", "sweeper": "SweeperFunction"}
+         "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction", "sweeper": "SweeperFunction",
+         "index-writer": "IndexWriterFunction"}
 # No Management API to push to (the template's WEBSOCKET_ENDPOINT names a
 # deployed stage): empty, as under cargo lambda, where it is unset.
-json.dump({names[b]: dict(v.get("env", {}), WEBSOCKET_ENDPOINT="") for b, v in meta.items()},
-          open(sys.argv[1], "w"))
+envs = {names[b]: dict(v.get("env", {}), WEBSOCKET_ENDPOINT="") for b, v in meta.items()}
+# The index writer needs DynamoDB and S3: the moto server of this run, a
+# bucket of its own under each runner (the second writer would otherwise
+# find the first one's image and write none).
+moto, bucket = sys.argv[2], sys.argv[3]
+envs["IndexWriterFunction"] = dict(envs.get("IndexWriterFunction", {}), STORAGE_TYPE="dynamodb",
+    PEOPLE_TABLE="people", INDEX_BUCKET=bucket, AWS_ENDPOINT_URL=moto)
+json.dump(envs, open(sys.argv[1], "w"))
 EOF
 
 echo "== sam local invoke, every fixture, against cargo lambda invoke"
@@ -152,6 +203,7 @@ function_of() {
         sqs-*) echo "ProcessorFunction processor" ;;
         ws-authorize*) echo "AuthorizerFunction authorizer" ;;
         ws-*) echo "WebSocketFunction websocket" ;;
+        scheduled-index-writer*) echo "IndexWriterFunction index-writer" ;;
         scheduled*) echo "SweeperFunction sweeper" ;;
         *) echo "" ;;
     esac
@@ -161,8 +213,8 @@ lambda_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.
 .venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" >"$work/cargo-lambda.log" 2>&1 &
 pids+=($!)
 for i in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break; sleep 0.2; done
-for binary in query-api enqueue processor websocket authorizer sweeper; do
-    env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction','sweeper':'SweeperFunction'}['$binary']; print(' '.join(f'{k}={v}' for k,v in e[n].items()))") \
+for binary in query-api enqueue processor websocket authorizer sweeper index-writer; do
+    env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction','sweeper':'SweeperFunction','index-writer':'IndexWriterFunction'}['$binary']; v=e[n]; v.update(INDEX_BUCKET='index-cl', AWS_ENDPOINT_URL='$moto') if n=='IndexWriterFunction' else None; print(' '.join(f'{k}={v}' for k,v in v.items()))") \
         AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$lambda_port/.rt/$binary" AWS_LAMBDA_FUNCTION_NAME="$binary" \
         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
         "target/debug/$binary" >"$work/$binary.log" 2>&1 &
@@ -183,6 +235,8 @@ def clean(v):
         return [clean(x) for x in v]
     if isinstance(v, str):
         try:
+            # An image key: its feed position and the time it was written.
+            v = re.sub(r"^index/\d{20}-\d{13}\.img$", "index/<version>-<ms>.img", v)
             return clean(json.loads(v)) if v[:1] in "{[" else re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", v))
         except ValueError:
             return v
