@@ -262,6 +262,8 @@ pub fn read_image(input: impl Read) -> Result<IndexImage, ImageError> {
     if !r.at_end()? {
         return Err(ImageError::Corrupt("bytes follow the checksum"));
     }
+    // Once, at the table's exact size (ids are unique in a sound image).
+    table.index_ids().map_err(ImageError::Corrupt)?;
     Ok(IndexImage {
         header: ImageHeader {
             position,
@@ -659,6 +661,29 @@ mod tests {
         assert!(matches!(
             read_image(longer.as_slice()),
             Err(ImageError::Corrupt(_))
+        ));
+    }
+
+    /// A well-formed image (its checksum matches) that holds one id twice
+    /// is refused by name, not loaded with one of the two unreachable.
+    #[test]
+    fn an_id_held_twice_is_refused() {
+        let engine = SearchEngine::from_people(&[
+            person("IDXQ-0001", "Ann", "Lee", "Irish", &[]),
+            person("IDXQ-0002", "Bo", "Ek", "Swedish", &["Chess"]),
+        ]);
+        let mut bytes = image_bytes(&engine);
+        let at = bytes
+            .windows(9)
+            .position(|w| w == b"IDXQ-0002")
+            .expect("the id is in the image");
+        bytes[at + 8] = b'1';
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            read_image(bytes.as_slice()),
+            Err(ImageError::Corrupt("an id appears twice"))
         ));
     }
 

@@ -326,6 +326,26 @@ impl PeopleTable {
         nationality: u32,
         hobby_ids: &[u32],
     ) -> u32 {
+        let row = self.append_unindexed(id, first, last, nationality, hobby_ids);
+        let hash = self.hasher.hash_one(id);
+        let (hasher, chunks) = (&self.hasher, &self.chunks);
+        self.by_id.insert_unique(hash, row, |&r| {
+            let r = r as usize;
+            hasher.hash_one(chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS))
+        });
+        row
+    }
+
+    /// Appends a row that [`PeopleTable::row_of`] does not find until
+    /// [`PeopleTable::index_ids`] runs.
+    fn append_unindexed(
+        &mut self,
+        id: &str,
+        first: u32,
+        last: u32,
+        nationality: u32,
+        hobby_ids: &[u32],
+    ) -> u32 {
         let row = u32::try_from(self.len).expect("fewer than 2^32 rows");
         if self.len.is_multiple_of(CHUNK_ROWS) {
             self.chunks.push(Arc::default());
@@ -341,13 +361,37 @@ impl PeopleTable {
         c.hobby_len.push(hobby_ids.len() as u8);
         c.hobbies.extend_from_slice(hobby_ids);
         self.len += 1;
-        let hash = self.hasher.hash_one(id);
-        let (hasher, chunks) = (&self.hasher, &self.chunks);
-        self.by_id.insert_unique(hash, row, |&r| {
-            let r = r as usize;
-            hasher.hash_one(chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS))
-        });
         row
+    }
+
+    /// Indexes every row by id, in one pass at the table's exact size (no
+    /// rehash as it grows, each id hashed once), after rows were appended
+    /// with [`PeopleTable::push_interned`]; an id held twice is an error.
+    pub(crate) fn index_ids(&mut self) -> Result<(), &'static str> {
+        let mut by_id = HashTable::with_capacity(self.len);
+        let (hasher, chunks) = (&self.hasher, &self.chunks);
+        for (c, chunk) in chunks.iter().enumerate() {
+            for r in 0..chunk.id_end.len() {
+                let id = chunk.id(r);
+                let row = (c * CHUNK_ROWS + r) as u32;
+                let same = |&other: &u32| {
+                    let o = other as usize;
+                    chunks[o / CHUNK_ROWS].id(o % CHUNK_ROWS) == id
+                };
+                let rehash = |&other: &u32| {
+                    let o = other as usize;
+                    hasher.hash_one(chunks[o / CHUNK_ROWS].id(o % CHUNK_ROWS))
+                };
+                match by_id.entry(hasher.hash_one(id), same, rehash) {
+                    hashbrown::hash_table::Entry::Occupied(_) => return Err("an id appears twice"),
+                    hashbrown::hash_table::Entry::Vacant(slot) => {
+                        slot.insert(row);
+                    }
+                }
+            }
+        }
+        self.by_id = by_id;
+        Ok(())
     }
 
     /// A table whose rows will name these symbols by position (an index
@@ -374,8 +418,9 @@ impl PeopleTable {
         })
     }
 
-    /// Appends a person given by symbol numbers, or says why not: an id
-    /// that is already held, a symbol out of range, a hobby twice.
+    /// Appends a person given by symbol numbers, or says why not: a symbol
+    /// out of range, a hobby twice. The row is not found by id until
+    /// [`PeopleTable::index_ids`] ran (which refuses an id held twice).
     pub(crate) fn push_interned(
         &mut self,
         id: &str,
@@ -400,10 +445,7 @@ impl PeopleTable {
                 return Err("a person has the same hobby twice");
             }
         }
-        if self.row_of(id).is_some() {
-            return Err("an id appears twice");
-        }
-        Ok(self.append(id, first, last, nationality, hobby_ids))
+        Ok(self.append_unindexed(id, first, last, nationality, hobby_ids))
     }
 
     /// Removes the person with `id`, if any, and returns their row. The row
