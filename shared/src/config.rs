@@ -35,6 +35,7 @@ pub enum StorageType {
 /// | `PEOPLE_TABLE` | `people` | dynamodb: the people table |
 /// | `PEOPLE_FEED_SHARDS` | `4` | dynamodb: shards of the change feed (same for every reader and writer) |
 /// | `SCAN_SEGMENTS` | `4` | dynamodb: parallel Scan segments of a cold-start build |
+/// | `SCAN_PAGE_ITEMS` | (unset: DynamoDB's 1 MB pages) | dynamodb: at most this many items per Scan page (for emulators that serve a 1 MB page slower than the SDK's 3 s attempt timeout) |
 /// | `INDEX_REFRESH_MS` | `1000` | at most this often a request checks the change feed |
 /// | `INDEX_REFRESH_OVERLAP_MS` | `30000` | how far behind its watermark each check re-reads |
 /// | `AWS_ENDPOINT_URL` | (AWS) | read by the AWS SDK itself: an emulator such as moto |
@@ -47,6 +48,9 @@ pub struct PeopleConfig {
     pub people_table: String,
     pub feed_shards: u32,
     pub scan_segments: u32,
+    /// `SCAN_PAGE_ITEMS`: a `Limit` on each Scan page (`None`: DynamoDB's
+    /// 1 MB pages).
+    pub scan_page_items: Option<u32>,
     pub refresh_every: Duration,
     pub refresh_overlap: Duration,
     /// `INDEX_BUCKET`: the S3 bucket of index images. With DynamoDB
@@ -99,6 +103,19 @@ impl PeopleConfig {
             people_table,
             feed_shards,
             scan_segments,
+            scan_page_items: match get("SCAN_PAGE_ITEMS") {
+                None => None,
+                Some(_) => Some(number(&get, "SCAN_PAGE_ITEMS", 0).and_then(|n: u32| {
+                    if n == 0 {
+                        Err(ConfigError {
+                            variable: "SCAN_PAGE_ITEMS",
+                            message: "must be at least 1".into(),
+                        })
+                    } else {
+                        Ok(n)
+                    }
+                })?),
+            },
             refresh_every: Duration::from_millis(number(&get, "INDEX_REFRESH_MS", 1000)?),
             refresh_overlap: Duration::from_millis(number(
                 &get,
@@ -290,6 +307,17 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.storage, StorageType::Memory);
         assert_eq!(c.seed_people, 100_000);
+    }
+
+    #[test]
+    fn scan_pages_are_dynamodbs_unless_limited() {
+        assert_eq!(config(&[]).unwrap().scan_page_items, None);
+        let limited = config(&[("SCAN_PAGE_ITEMS", "500")]).unwrap();
+        assert_eq!(limited.scan_page_items, Some(500));
+        for bad in ["0", "many", "-1"] {
+            let e = config(&[("SCAN_PAGE_ITEMS", bad)]).unwrap_err();
+            assert_eq!(e.variable, "SCAN_PAGE_ITEMS", "{bad}");
+        }
     }
 
     #[test]

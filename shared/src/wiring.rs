@@ -355,11 +355,13 @@ pub async fn open_people_store(config: &PeopleConfig) -> Arc<dyn PeopleStore> {
         StorageType::Memory => Arc::new(MemoryPeopleStore::new()),
         StorageType::DynamoDb => {
             let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-            Arc::new(
-                DynamoPeopleStore::new(client, &config.people_table)
-                    .with_feed_shards(config.feed_shards)
-                    .with_feed_overlap(config.refresh_overlap),
-            )
+            let store = DynamoPeopleStore::new(client, &config.people_table)
+                .with_feed_shards(config.feed_shards)
+                .with_feed_overlap(config.refresh_overlap);
+            Arc::new(match config.scan_page_items {
+                Some(items) => store.with_scan_page_limit(items),
+                None => store,
+            })
         }
     }
 }
