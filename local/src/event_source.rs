@@ -30,7 +30,26 @@ use crate::invoke::Invoker;
 /// SQS returns at most this many messages per ReceiveMessage.
 const RECEIVE_MAX: usize = 10;
 /// Long polling: the most SQS waits for a message.
-const LONG_POLL: Duration = Duration::from_secs(20);
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
+/// An SQS client for the event source: `sdk`'s, with timeouts that let a
+/// long poll run its course. The SDK's usual attempt timeout (3 s,
+/// `shared::config::sdk_timeouts`) would cut every idle poll short, and a
+/// poll given up on by the client can still take a message at the server
+/// and answer nobody: that message then stays invisible for the whole
+/// visibility timeout (6 minutes for the jobs queue) before anyone sees it.
+pub fn client(sdk: &aws_config::SdkConfig) -> Client {
+    let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(shared::config::SDK_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(LONG_POLL + Duration::from_secs(5))
+        .operation_timeout(LONG_POLL + Duration::from_secs(10))
+        .build();
+    Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .build(),
+    )
+}
 /// After a failed SQS call, the next one waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 

@@ -431,7 +431,7 @@ pub async fn spawn_event_source(
     target: Arc<dyn event_source::BatchTarget>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mapping = shared::template::Template::built_in().sqs_event_source()?;
-    let sqs = aws_sdk_sqs::Client::new(&shared::config::aws_config().await);
+    let sqs = event_source::client(&shared::config::aws_config().await);
     let source = event_source::EventSource {
         sqs,
         queue_url: queue_url.to_owned(),

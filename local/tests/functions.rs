@@ -746,3 +746,78 @@ async fn the_local_server_consumes_an_sqs_queue_in_process() {
         assert_eq!(count, "0", "{name:?}");
     }
 }
+
+/// A batch target that hands each message body to the test.
+struct Collect(tokio::sync::mpsc::UnboundedSender<String>);
+
+#[async_trait::async_trait]
+impl local::event_source::BatchTarget for Collect {
+    async fn invoke(
+        &self,
+        event: aws_lambda_events::event::sqs::SqsEvent,
+    ) -> Result<aws_lambda_events::event::sqs::SqsBatchResponse, String> {
+        for record in event.records {
+            let _ = self.0.send(record.body.unwrap_or_default());
+        }
+        Ok(Default::default())
+    }
+}
+
+/// The event source's long polls run their course: a message sent after
+/// the source has been idle for longer than the SDK's usual 3 s attempt
+/// timeout is handed over at once, not after the queue's visibility
+/// timeout (here 300 s, like the jobs queue's 360 s). With the usual
+/// timeouts each idle poll was given up on after 3 s while moto held it
+/// open, and such a poll took the message and answered nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_event_source_hands_over_a_new_message_at_once() {
+    use aws_config::BehaviorVersion;
+    use aws_sdk_sqs::config::{Credentials, Region};
+    let sqs = moto::sqs_client();
+    let name = format!("idle-{}-{}", std::process::id(), free_port());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "300",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto::endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .load()
+        .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let handles = local::event_source::EventSource {
+        sqs: local::event_source::client(&sdk),
+        queue_url: url.clone(),
+        batch_size: 10,
+        batching_window: Duration::from_secs(1),
+        concurrency: 1,
+        target: std::sync::Arc::new(Collect(tx)),
+    }
+    .spawn()
+    .await
+    .unwrap();
+    // Idle for two of the usual attempt timeouts.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("wake up")
+        .send()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("the message is handed over within a long poll, not after the visibility timeout");
+    assert_eq!(got.as_deref(), Some("wake up"));
+    for handle in handles {
+        handle.abort();
+    }
+}
