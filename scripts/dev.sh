@@ -102,8 +102,9 @@ echo "$queues" | grep -v '^QUEUE_URL='
 queue_url="$(echo "$queues" | sed -n 's/^QUEUE_URL=//p')"
 
 # Every function's environment: the template's, with moto and this server
-# standing in for AWS (cargo lambda adds each function's own from
-# [workspace.metadata.lambda] in Cargo.toml; these win over it).
+# standing in for AWS. (Under --watch, cargo lambda adds each function's
+# own from [workspace.metadata.lambda] in Cargo.toml, and that wins over
+# these: so it sets nothing that these set differently.)
 env_vars="STORAGE_TYPE=dynamodb,QUEUE_TYPE=sqs,QUEUE_URL=$queue_url,MAX_RECEIVES=3"
 env_vars+=",PEOPLE_TABLE=people,REQUESTS_TABLE=requests,CONNECTIONS_TABLE=connections"
 env_vars+=",WEBSOCKET_ENDPOINT=http://127.0.0.1:$port,INDEX_REFRESH_MS=1000,INDEX_BUCKET=index"

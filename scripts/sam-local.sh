@@ -176,16 +176,20 @@ envs="$work/env.json"
 # The environment cargo lambda gives each function ([workspace.metadata.lambda]):
 # memory storage and queue, so no AWS account is needed. (sam local applies
 # only the variables the template declares for a function; the others, such
-# as SEED_PEOPLE, keep the code's defaults, which are the metadata's values.)
+# as SEED_PEOPLE, keep the code's defaults, as under cargo lambda.)
 .venv/bin/python - "$envs" "http://$gateway:$relay_port" index-sam <<'EOF'
 import json, sys, tomllib
 meta = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["bin"]
 names = {"query-api": "QueryApiFunction", "enqueue": "EnqueueFunction", "processor": "ProcessorFunction",
          "websocket": "WebSocketFunction", "authorizer": "AuthorizerFunction", "sweeper": "SweeperFunction",
          "index-writer": "IndexWriterFunction"}
-# No Management API to push to (the template's WEBSOCKET_ENDPOINT names a
-# deployed stage): empty, as under cargo lambda, where it is unset.
-envs = {names[b]: dict(v.get("env", {}), WEBSOCKET_ENDPOINT="") for b, v in meta.items()}
+# Memory storage and queue, as under cargo lambda where they are the
+# code's defaults (the template declares DynamoDB and SQS, so sam local
+# needs them said), and no Management API to push to (the template's
+# WEBSOCKET_ENDPOINT names a deployed stage): empty, as under cargo
+# lambda, where it is unset.
+base = {"STORAGE_TYPE": "memory", "QUEUE_TYPE": "memory", "WEBSOCKET_ENDPOINT": ""}
+envs = {n: dict(base, **meta.get(b, {}).get("env", {})) for b, n in names.items()}
 # The index writer needs DynamoDB and S3: the moto server of this run, a
 # bucket of its own under each runner (the second writer would otherwise
 # find the first one's image and write none).
