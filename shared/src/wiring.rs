@@ -188,7 +188,27 @@ pub async fn open_people_on(
         }
     };
     let origin = built.origin.clone();
-    Ok((follow(config, store, built, refresh), origin))
+    let people = follow(config, store, built, refresh);
+    // An image is behind the table by up to the writer's interval: catch
+    // up now, so that the first answer is as current as after a Scan (the
+    // first refresh would otherwise wait for INDEX_REFRESH_MS, and a
+    // function's first requests would answer from the image alone).
+    if matches!(origin, Origin::Image { .. }) {
+        let started = Instant::now();
+        match people.index.refresh().await {
+            Ok(changed) => tracing::info!(
+                changed,
+                seconds = started.elapsed().as_secs_f64(),
+                "index caught up with the change feed since the image"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                source = ?std::error::Error::source(&e),
+                "could not catch up with the change feed since the image; serving the image until a refresh succeeds"
+            ),
+        }
+    }
+    Ok((people, origin))
 }
 
 struct Built {
