@@ -81,7 +81,7 @@ impl Facet {
 
 /// A query word that matched some name words of the results only within
 /// the edits typo tolerance allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApproximateWord {
     /// The folded query word.
     pub word: String,
@@ -93,8 +93,9 @@ pub struct ApproximateWord {
 
 pub const MAX_SUGGESTIONS: usize = 5;
 
-/// Match ranges of one person, `[start, end)` in UTF-16 code units.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Match ranges of one person, `[start, end)` in UTF-16 code units of
+/// the names as sent (what JavaScript's `String.prototype.slice` takes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Highlight {
     pub first_name: Vec<[u32; 2]>,
     pub last_name: Vec<[u32; 2]>,
