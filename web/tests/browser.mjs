@@ -180,6 +180,42 @@ try {
 
   await page.screenshot({ path: join(SHOTS, "import.png"), fullPage: false });
 
+  await step("an edit shows the new name once it is searchable", async () => {
+    // One of the people just imported: "person1234" matches nobody else.
+    await page.goto(BASE + "/?search=person1234");
+    await waitForTotal(page, 1);
+    await page.getByRole("button", { name: "Edit Imported Person1234" }).click();
+    const dialog = page.getByRole("dialog", { name: "Edit person" });
+    await dialog.getByLabel("First name").fill("Zebulon");
+    await dialog.getByLabel("Hobbies (comma-separated)").fill("Chess, Sailing");
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "hidden", ...WAIT });
+    // The table the page shows after the save has the new name.
+    await page.locator("#people tbody tr", { hasText: "Zebulon" }).waitFor(WAIT);
+    const row = await page.locator("#people tbody tr").first().innerText();
+    assert.match(row, /Person1234\s+Zebulon\s+Testish\s+Chess, Sailing/);
+    assert.equal(await shownTotal(page), 1);
+    // And a search for the new name finds them: the write is searchable.
+    await page.getByRole("searchbox", { name: "Search by name" }).fill("zebulon person");
+    await waitForTotal(page, (await apiGet("/people?search=zebulon+person&page_size=1")).total);
+    assert.equal(await shownTotal(page), 1);
+    assert.equal((await apiGet("/people/web1234")).first_name, "Zebulon");
+  });
+
+  await step("a delete removes the person and the total drops by one", async () => {
+    const before = (await apiGet("/people?page_size=1")).total;
+    await page.getByRole("button", { name: "Edit Zebulon Person1234" }).click();
+    const dialog = page.getByRole("dialog", { name: "Edit person" });
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await dialog.waitFor({ state: "hidden", ...WAIT });
+    await waitForTotal(page, 0);
+    assert.equal(await page.locator("#people tbody").innerText(), "Nobody matches.");
+    assert.equal((await fetch(BASE + "/people/web1234")).status, 404);
+    await page.getByRole("searchbox", { name: "Search by name" }).fill("");
+    await waitForTotal(page, before - 1);
+    assert.equal(await shownTotal(page), before - 1);
+  });
+
   await step("an API error is shown in words", async () => {
     await page.goto(BASE + "/?cursor=not-a-cursor");
     await page.locator("#error").waitFor({ state: "visible", ...WAIT });
