@@ -1439,3 +1439,98 @@ async fn every_route_answers_as_the_served_openapi_document_says() {
     }
     server.shutdown().await;
 }
+
+/// `--jwt-issuer`: the API routes demand a valid Bearer token as API
+/// Gateway's JWT authorizer does (401 with its body), the page, its files
+/// and the OpenAPI document stay public, and `/ws` refuses a connect
+/// without a token (401) and with a refused one (403), as API Gateway does
+/// with the `$connect` authorizer. The issuer here has no server, so no
+/// token is valid; valid ones (and their scopes) are the browser test's
+/// (`scripts/browser-test.sh`, which serves an issuer).
+#[test]
+fn with_a_jwt_issuer_the_api_and_the_socket_demand_a_token() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--people", "500"])
+        .args(["--jwt-issuer", "http://127.0.0.1:9/"])
+        .args(["--jwt-audience", "people-directory"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    // Keep reading the log, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let refused = |r: reqwest::Response| async move {
+            let status = r.status().as_u16();
+            let challenge = r.headers().get("www-authenticate").cloned();
+            let body: Value = r.json().await.unwrap();
+            (status, challenge.is_some(), body)
+        };
+        let unauthorized = (401, true, serde_json::json!({"message": "Unauthorized"}));
+        for path in [
+            "/people?search=jo",
+            "/people/p0000001",
+            "/filters",
+            "/requests/00000000-0000-4000-8000-000000000000",
+        ] {
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(refused(r).await, unauthorized, "{path}");
+            let r = client
+                .get(format!("{base}{path}"))
+                .bearer_auth("not.a.jwt")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused(r).await, unauthorized, "{path} with a bad token");
+        }
+        let r = client
+            .put(format!("{base}/people/x1"))
+            .header("content-type", "application/json")
+            .body(r#"{"first_name":"A","last_name":"B","nationality":"C","hobbies":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused(r).await, unauthorized, "PUT");
+        let r = client
+            .post(format!("{base}/requests"))
+            .header("content-type", "application/json")
+            .body(r#"{"kind":"report"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused(r).await, unauthorized, "POST /requests");
+        for path in ["/", "/web/app.js", "/openapi.json"] {
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path} is public");
+        }
+        let ws = base.replace("http://", "ws://");
+        for (url, want) in [
+            (format!("{ws}/ws"), 401),
+            (format!("{ws}/ws?token=not.a.jwt"), 403),
+        ] {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status().as_u16(), want, "{url}");
+                }
+                other => panic!("{url}: {:?}", other.map(|(_, r)| r.status())),
+            }
+        }
+    });
+    terminate(&mut child);
+}
