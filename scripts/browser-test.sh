@@ -42,5 +42,7 @@ done
 [ -n "$base" ] || { cat "$log"; echo "the local server did not start"; exit 1; }
 
 mkdir -p docs/screenshots
-BASE_URL=$base SCREENSHOTS=$PWD/docs/screenshots CHROMIUM=$(command -v chromium) \
+# LOCAL_BIN: the test starts a second server itself, demanding tokens of an
+# issuer it serves on 127.0.0.1 (--jwt-issuer), and stops it by its PID.
+BASE_URL=$base SCREENSHOTS=$PWD/docs/screenshots CHROMIUM=$(command -v chromium) LOCAL_BIN=$PWD/target/debug/local \
     timeout 300 node web/tests/browser.mjs

@@ -13,10 +13,41 @@ const $ = (sel) => document.querySelector(sel);
 
 class ApiError extends Error {}
 
+// The access token, where the directory is deployed with a token issuer:
+// kept in this tab's session storage only, never in the URL (whose query
+// is the shareable search state).
+const TOKEN_KEY = "directory.token";
+
+function token() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+function withToken(options) {
+  const t = token();
+  if (!t) return options;
+  return { ...options, headers: { ...(options.headers || {}), authorization: `Bearer ${t}` } };
+}
+
+// 401 and 403 in words. API Gateway's own answers are {"message": ...};
+// the API's are {"error": {...}}.
+function refusal(status, body) {
+  const own = body && body.error && body.error.message;
+  if (status === 401) {
+    return token()
+      ? "The server refused your access token (401 Unauthorized): it may have expired or be for another issuer. Sign in again with a new one (Sign in, below)."
+      : "The server needs you to sign in (401 Unauthorized): paste an access token under Sign in, below.";
+  }
+  return `You are not allowed to do this (403 Forbidden): ${own || "your access token does not carry the scope this needs"}.`;
+}
+
 async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, withToken(options));
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError("Cannot reach the server. Check that it is running and try again.");
@@ -27,6 +58,9 @@ async function api(path, options = {}) {
     body = text ? JSON.parse(text) : null;
   } catch {
     body = null;
+  }
+  if (response.status === 401 || response.status === 403) {
+    throw new ApiError(refusal(response.status, body));
   }
   if (!response.ok) {
     const err = body && body.error;
@@ -258,10 +292,16 @@ class Socket {
   }
 
   connect() {
-    const ws = new WebSocket(this.url);
+    const t = token();
+    // Browsers cannot set headers on a WebSocket: the token goes in the
+    // query string, as the $connect authorizer reads it.
+    const url = t ? `${this.url}${this.url.includes("?") ? "&" : "?"}token=${encodeURIComponent(t)}` : this.url;
+    const ws = new WebSocket(url);
     this.ws = ws;
+    let opened = false;
     setSocketState("connecting…");
     ws.addEventListener("open", () => {
+      opened = true;
       this.retry = 0;
       setSocketState("connected");
       // Re-subscribe to what was asked: a result that finished while the
@@ -274,15 +314,32 @@ class Socket {
     ws.addEventListener("message", (ev) => this.onMessage(ev.data));
     ws.addEventListener("close", () => {
       if (this.ws !== ws) return;
-      setSocketState("disconnected, reconnecting…");
+      // A refused $connect (401/403) looks like any failed connection to
+      // a page: say what it may be.
+      setSocketState(
+        opened
+          ? "disconnected, reconnecting…"
+          : token()
+            ? "could not connect; the server may have refused your access token (sign in again). Retrying…"
+            : "could not connect; if this server needs a sign-in, sign in below. Retrying…",
+      );
       const delay = Math.min(5000, 200 * 2 ** this.retry++);
-      setTimeout(() => this.connect(), delay);
+      this.timer = setTimeout(() => this.connect(), delay);
     });
   }
 
   // Drops the connection (the browser test uses it to check that a result is not lost).
   drop() {
     if (this.ws) this.ws.close();
+  }
+
+  // Connects again at once (a new token: the connection is authorized when it opens).
+  reconnect() {
+    const old = this.ws;
+    clearTimeout(this.timer);
+    this.retry = 0;
+    this.connect();
+    if (old) old.close();
   }
 
   process(request, onEvent) {
@@ -549,6 +606,44 @@ $("#edit-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// ---------- sign in ----------
+
+function renderSignin() {
+  const signedIn = Boolean(token());
+  $("#signin-status").textContent = signedIn ? "Signed in: your access token is sent with every request." : "Not signed in.";
+  $("#signout-button").hidden = !signedIn;
+}
+
+$("#signin-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const value = $("#token").value.trim();
+  if (!value) {
+    $("#signin-status").textContent = "Paste an access token first.";
+    return;
+  }
+  try {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  } catch {
+    $("#signin-status").textContent = "This browser does not let the page keep a token (session storage is off).";
+    return;
+  }
+  $("#token").value = "";
+  renderSignin();
+  socket.reconnect();
+  search();
+});
+
+$("#signout-button").addEventListener("click", () => {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing kept, nothing to remove
+  }
+  renderSignin();
+  socket.reconnect();
+  search();
+});
+
 // ---------- wiring ----------
 
 $("#search-form").addEventListener("submit", (ev) => ev.preventDefault());
@@ -596,5 +691,6 @@ window.addEventListener("popstate", (ev) => {
 });
 
 window.__directory = { dropSocket: () => socket.drop() };
+renderSignin();
 renderForm();
 search();

@@ -47,6 +47,9 @@ pub struct App {
     pub front: Option<front::Front>,
     /// Serve the Management API emulation (`/@connections/{id}`)?
     pub management_api: bool,
+    /// `--jwt-issuer`: tokens are demanded as a stack with `JwtIssuer`
+    /// demands them (see [`App::with_jwt`]); none, every caller is anonymous.
+    pub jwt: Option<Arc<authorizer::Verifier>>,
 }
 
 impl App {
@@ -80,7 +83,25 @@ impl App {
             metrics: None,
             management_api: true,
             front: None,
+            jwt: None,
         }
+    }
+
+    /// Tokens demanded as by a stack deployed with `JwtIssuer`: every API
+    /// route but the page, its files and `/openapi.json` needs
+    /// `Authorization: Bearer <jwt>` (401 `{"message":"Unauthorized"}`
+    /// without a valid one, as API Gateway's JWT authorizer answers), and
+    /// `/ws` needs `?token=<jwt>` (401 without, 403 with a bad one, as the
+    /// `$connect` authorizer makes API Gateway answer). `verifier` is the
+    /// WebSocket authorizer's (`functions/authorizer`): the same checks of
+    /// issuer, audience, signature and times. The caller is then the
+    /// token's `sub` with its scopes, and the handlers check the scopes
+    /// (403), where API Gateway would first refuse a token with none of
+    /// the route's scopes with its own 403 `{"message":"Forbidden"}`.
+    /// Anonymous writes are off: no caller is anonymous.
+    pub fn with_jwt(mut self, verifier: authorizer::Verifier) -> Self {
+        self.jwt = Some(Arc::new(verifier));
+        self.with_anonymous_writes(false)
     }
 
     /// Front mode: the APIs go to the functions of `front`.
@@ -472,7 +493,26 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
             .map(|c| c.0);
         return front.http(parts, bytes, peer).await;
     }
-    let req = Request::from_parts(parts, bytes);
+    let mut req = Request::from_parts(parts, bytes);
+    if let Some(verifier) = &app.jwt
+        && needs_token(req.uri().path())
+    {
+        match bearer(req.headers()) {
+            Some(token) => match verifier.verify(token).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(shared::access::Caller::User {
+                        sub: token.sub,
+                        scopes: token.scopes,
+                    });
+                }
+                Err(reason) => {
+                    tracing::info!(reason = reason.code(), "token refused");
+                    return unauthorized();
+                }
+            },
+            None => return unauthorized(),
+        }
+    }
     if let Err(e) = json_body(&req) {
         return e.into_response().map(Body::from);
     }
@@ -484,6 +524,31 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
         api::handle(&app.query, req).await
     };
     response.map(Body::from)
+}
+
+/// Whether a request for `path` needs a token under `--jwt-issuer`: all
+/// but the public routes of template.yaml (the page, its files and the
+/// OpenAPI document, `security: []` there).
+pub fn needs_token(path: &str) -> bool {
+    !(path == "/" || path == "/openapi.json" || path.starts_with("/web/"))
+}
+
+/// The token of an `Authorization: Bearer <jwt>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// API Gateway's answer to a request its JWT authorizer refuses.
+fn unauthorized() -> Response {
+    Response::builder()
+        .status(axum::http::StatusCode::UNAUTHORIZED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::WWW_AUTHENTICATE, "Bearer")
+        .body(Body::from(r#"{"message":"Unauthorized"}"#))
+        .expect("a valid response")
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes the

@@ -66,6 +66,18 @@ struct Args {
     /// only a loopback bind serves it.
     #[arg(long)]
     expose_management_api: bool,
+    /// Demand tokens of this issuer as a stack deployed with `JwtIssuer`
+    /// does (exactly the tokens' `iss`; https, or http on this machine): a
+    /// valid `Authorization: Bearer <jwt>` on every API route but the
+    /// page, its files and /openapi.json (401 otherwise), and `?token=`
+    /// on /ws (401 without, 403 when refused). Checked by the WebSocket
+    /// authorizer's code against the issuer's keys (OpenID Connect
+    /// discovery); the handlers check the scopes. Needs --jwt-audience.
+    #[arg(long, value_name = "URL", requires = "jwt_audience")]
+    jwt_issuer: Option<String>,
+    /// The audiences a token must be for, comma separated (`JwtAudience`).
+    #[arg(long, value_name = "LIST", requires = "jwt_issuer")]
+    jwt_audience: Option<String>,
 }
 
 /// How long queued and running jobs get to finish on Ctrl-C or SIGTERM
@@ -210,6 +222,13 @@ async fn main() -> anyhow::Result<()> {
     let mut app = local::App::new(&people, &jobs, pusher.clone(), Arc::clone(&hub))
         .with_metrics(metrics)
         .with_anonymous_writes(anonymous_writes);
+    if let (Some(issuer), Some(audience)) = (&args.jwt_issuer, &args.jwt_audience) {
+        let config = authorizer::Config::new(issuer, audience)?;
+        let verifier = authorizer::Verifier::new(&config)?;
+        verifier.prefetch().await;
+        eprintln!("demanding tokens of {issuer} (audience {audience}) on the API and /ws");
+        app = app.with_jwt(verifier);
+    }
     if !management_api {
         eprintln!(
             "not serving the Management API emulation on {} (pass --expose-management-api to serve it)",

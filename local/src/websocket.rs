@@ -11,7 +11,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -50,9 +50,33 @@ const STAGE: &str = "local";
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // `--jwt-issuer`: the `$connect` authorizer's checks, with API
+    // Gateway's answers (401 without a token, 403 with a refused one).
+    let mut authorizer = None;
+    if let Some(verifier) = &app.jwt {
+        let Some(token) =
+            query_token(query.as_deref()).or_else(|| crate::bearer(&headers).map(str::to_owned))
+        else {
+            return StatusCode::UNAUTHORIZED.into_response();
+        };
+        match verifier.verify(&token).await {
+            Ok(token) => {
+                authorizer = Some(json!({
+                    "principalId": token.sub,
+                    "sub": token.sub,
+                    "scope": token.scopes.join(" "),
+                }));
+            }
+            Err(reason) => {
+                tracing::info!(reason = reason.code(), "$connect refused");
+                return StatusCode::FORBIDDEN.into_response();
+            }
+        }
+    }
     let connection_id = uuid::Uuid::new_v4().simple().to_string();
     let now = Utc::now();
     let info = ConnectionInfo {
@@ -64,7 +88,12 @@ pub async fn upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let event = event(&connection_id, &info, Route::Connect { headers: &headers });
+    let event = event_as(
+        &connection_id,
+        &info,
+        Route::Connect { headers: &headers },
+        authorizer.as_ref(),
+    );
     let response = app.ws_event(event).await;
     if response.status_code != 200 {
         let status = u16::try_from(response.status_code)
@@ -77,10 +106,32 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
-        .on_upgrade(move |socket| connection(app, socket, connection_id, info))
+        .on_upgrade(move |socket| connection(app, socket, connection_id, info, authorizer))
 }
 
-async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, info: ConnectionInfo) {
+/// The `token` query-string parameter, percent-decoded (empty is none).
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        if key != "token" {
+            return None;
+        }
+        let value = percent_encoding::percent_decode_str(&value.replace('+', " "))
+            .decode_utf8()
+            .ok()?
+            .trim()
+            .to_owned();
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+async fn connection(
+    app: Arc<App>,
+    socket: WebSocket,
+    connection_id: String,
+    info: ConnectionInfo,
+    authorizer: Option<Value>,
+) {
     let (mut sink, mut frames) = socket.split();
     let mut outbox = app.hub.register(&connection_id, info.clone());
     metrics::gauge!(shared::telemetry::WS_CONNECTIONS).increment(1.0);
@@ -134,7 +185,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
                     None => break,
                 };
                 app.hub.touch(&connection_id, Utc::now());
-                let event = event(&connection_id, &info, Route::Message { body: &body, is_base64 });
+                let event = event_as(&connection_id, &info, Route::Message { body: &body, is_base64 }, authorizer.as_ref());
                 app.ws_event(event).await;
             }
             _ = &mut writer => {
@@ -146,13 +197,14 @@ async fn connection(app: Arc<App>, socket: WebSocket, connection_id: String, inf
     app.hub.unregister(&connection_id);
     metrics::gauge!(shared::telemetry::WS_CONNECTIONS).decrement(1.0);
     writer.abort();
-    let event = event(
+    let event = event_as(
         &connection_id,
         &info,
         Route::Disconnect {
             code: close.0,
             reason: &close.1,
         },
+        authorizer.as_ref(),
     );
     app.ws_event(event).await;
 }
@@ -176,6 +228,18 @@ pub fn event(
     info: &ConnectionInfo,
     route: Route<'_>,
 ) -> ApiGatewayWebsocketProxyRequest {
+    event_as(connection_id, info, route, None)
+}
+
+/// [`event`] of a connection that the `$connect` authorizer let through:
+/// API Gateway passes the authorizer's context (`authorizer`) with every
+/// event of that connection, `$connect` included.
+pub fn event_as(
+    connection_id: &str,
+    info: &ConnectionInfo,
+    route: Route<'_>,
+    authorizer: Option<&Value>,
+) -> ApiGatewayWebsocketProxyRequest {
     let now = Utc::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (route_key, event_type) = match &route {
@@ -198,6 +262,9 @@ pub fn event(
         "connectionId": connection_id,
         "apiId": "local",
     });
+    if let Some(authorizer) = authorizer {
+        context["authorizer"] = authorizer.clone();
+    }
     let mut event = json!({ "requestContext": {}, "isBase64Encoded": false });
     match route {
         Route::Connect { headers } => {

@@ -1212,3 +1212,325 @@ fn a_periodic_snapshot_survives_a_kill() {
     terminate(&mut child);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The schemas of the served OpenAPI document, made strict for the check
+/// below: `$ref`s inlined, an `allOf` of objects merged into one object,
+/// and every object with `properties` closed (`additionalProperties:
+/// false`), so that a field a response has and its schema lacks fails.
+fn strict_schema(schema: &Value, doc: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    if let Some(Value::String(r)) = map.get("$ref") {
+        let target = doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{r} is not in the document"));
+        return strict_schema(target, doc);
+    }
+    let mut out = serde_json::Map::new();
+    for (key, value) in map {
+        let value = match key.as_str() {
+            "properties" => Value::Object(
+                value
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(name, s)| (name.clone(), strict_schema(s, doc)))
+                    .collect(),
+            ),
+            "items" | "additionalProperties" | "not" if value.is_object() => {
+                strict_schema(value, doc)
+            }
+            "allOf" | "oneOf" | "anyOf" | "prefixItems" => Value::Array(
+                value
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| strict_schema(s, doc))
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    if let Some(Value::Array(parts)) = out.get("allOf").cloned()
+        && parts.iter().all(|p| p.get("properties").is_some())
+    {
+        out.remove("allOf");
+        let mut properties = serde_json::Map::new();
+        let mut required = Vec::new();
+        for part in parts {
+            properties.extend(part["properties"].as_object().unwrap().clone());
+            required.extend(part["required"].as_array().cloned().unwrap_or_default());
+        }
+        out.insert("type".into(), "object".into());
+        out.insert("properties".into(), Value::Object(properties));
+        out.insert("required".into(), Value::Array(required));
+    }
+    if out.contains_key("properties") && !out.contains_key("additionalProperties") {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+/// `body` is what the document says `method path` answers with `status`.
+fn assert_documented(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let response = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which the document does not list: {body}"
+    );
+    if status == 204 {
+        assert!(response.get("content").is_none(), "{method} {path} 204");
+        assert!(body.is_null(), "{method} {path} 204 has a body: {body}");
+        return;
+    }
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status}: no JSON schema in the document"
+    );
+    let strict = strict_schema(schema, doc);
+    let validator = jsonschema::validator_for(&strict)
+        .unwrap_or_else(|e| panic!("{method} {path} {status}: {e}: {strict}"));
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {body} does not match {strict}: {errors:?}"
+    );
+}
+
+/// Real responses of every route, a 200 (or 201, 202, 204) and an error
+/// each, match the schemas of the document the server serves at
+/// /openapi.json: the document is generated from the handlers' types, and
+/// this holds it to what they send.
+#[tokio::test]
+async fn every_route_answers_as_the_served_openapi_document_says() {
+    let server = Server::start().await;
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_documented(&doc, "get", "/openapi.json", status, &doc);
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    let mut check = |method: &str, path: &str, status: u16, body: &Value| {
+        assert_documented(&doc, method, path, status, body);
+        seen.push((format!("{} {path}", method.to_uppercase()), status));
+    };
+    let someone = people()[0].clone();
+
+    for query in [
+        "search=jo&facets=nationality,hobbies&facet_limit=3&highlight=1",
+        "search=joahnna&typos=1&nationality=Nowhere&facets=hobbies",
+        "hobbies=Reading,Cooking&hobbies_match=all&page=9999",
+        "page_size=2",
+    ] {
+        let (status, body) = server.get(&format!("/people?{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        check("get", "/people", status, &body);
+    }
+    let (_, first) = server.get("/people?page_size=2").await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, body) = server
+        .get(&format!("/people?page_size=3&cursor={cursor}"))
+        .await;
+    assert_eq!(body["page"], Value::Null, "a cursor between page bounds");
+    check("get", "/people", status, &body);
+    let (status, body) = server.get("/people?page=0").await;
+    assert_eq!(status, 400);
+    check("get", "/people", status, &body);
+
+    let (status, body) = server.get(&format!("/people/{}", someone.id)).await;
+    assert_eq!(status, 200);
+    check("get", "/people/{id}", status, &body);
+    let (status, body) = server.get("/people/nobody").await;
+    check("get", "/people/{id}", status, &body);
+
+    let (status, body) = server.get("/filters?limit=3").await;
+    check("get", "/filters", status, &body);
+    let (status, body) = server.get("/filters?limit=0").await;
+    assert_eq!(status, 400);
+    check("get", "/filters", status, &body);
+
+    let person = r#"{"first_name": "Schema", "last_name": "Checked", "nationality": "Testish", "hobbies": ["Chess"]}"#;
+    let (status, body) = server
+        .send(reqwest::Method::PUT, "/people/schema1", person)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    check("put", "/people/{id}", status, &body);
+    let (status, body) = server
+        .send(reqwest::Method::PUT, "/people/schema1", person)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    check("put", "/people/{id}", status, &body);
+    let (status, body) = server
+        .send(
+            reqwest::Method::PUT,
+            "/people/schema1",
+            r#"{"first_name": ""}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    check("put", "/people/{id}", status, &body);
+    let (status, body) = server
+        .send(reqwest::Method::DELETE, "/people/schema1", "")
+        .await;
+    assert_eq!(status, 204);
+    check("delete", "/people/{id}", status, &body);
+    let (status, body) = server
+        .send(reqwest::Method::DELETE, "/people/schema1", "")
+        .await;
+    assert_eq!(status, 404);
+    check("delete", "/people/{id}", status, &body);
+
+    for job in [
+        r#"{"kind": "report", "filter": {"search": "jo", "nationality": "German"}}"#.to_owned(),
+        r#"{"kind": "import", "people": [{"first_name": "A", "last_name": "B", "nationality": "C", "hobbies": []}, {"first_name": ""}]}"#.to_owned(),
+        format!(r#"{{"kind": "delete", "ids": ["{}"]}}"#, someone.id),
+    ] {
+        let (status, accepted) = server.post("/requests", &job, None).await;
+        assert_eq!(status, 202, "{accepted}");
+        check("post", "/requests", status, &accepted);
+        let done = server.finished(accepted["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        check("get", "/requests/{id}", 200, &done);
+    }
+    let (status, body) = server.post("/requests", r#"{"kind": "nap"}"#, None).await;
+    assert_eq!(status, 400);
+    check("post", "/requests", status, &body);
+    let (status, body) = server
+        .get("/requests/00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(status, 404);
+    check("get", "/requests/{id}", status, &body);
+    let (status, body) = server.get("/web/nothing.js").await;
+    assert_eq!(status, 404);
+    check("get", "/web/{file}", status, &body);
+
+    // The page and its files: the documented content types.
+    let client = reqwest::Client::new();
+    for (path, route) in [("/", "/"), ("/web/app.js", "/web/{file}")] {
+        let r = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let essence = content_type.split(';').next().unwrap();
+        let documented = doc["paths"][route]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap();
+        assert!(documented.contains_key(essence), "{path}: {content_type}");
+    }
+    // Every JSON route was seen answering a success and an error.
+    for (method, path) in shared::api::openapi::ROUTES {
+        let route = format!("{method} {path}");
+        if matches!(*path, "/" | "/openapi.json") {
+            continue;
+        }
+        let statuses: Vec<u16> = seen
+            .iter()
+            .filter(|(r, _)| *r == route)
+            .map(|(_, s)| *s)
+            .collect();
+        if *path != "/web/{file}" {
+            assert!(statuses.iter().any(|s| *s < 300), "{route}: {statuses:?}");
+        }
+        assert!(statuses.iter().any(|s| *s >= 400), "{route}: {statuses:?}");
+    }
+    server.shutdown().await;
+}
+
+/// `--jwt-issuer`: the API routes demand a valid Bearer token as API
+/// Gateway's JWT authorizer does (401 with its body), the page, its files
+/// and the OpenAPI document stay public, and `/ws` refuses a connect
+/// without a token (401) and with a refused one (403), as API Gateway does
+/// with the `$connect` authorizer. The issuer here has no server, so no
+/// token is valid; valid ones (and their scopes) are the browser test's
+/// (`scripts/browser-test.sh`, which serves an issuer).
+#[test]
+fn with_a_jwt_issuer_the_api_and_the_socket_demand_a_token() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0", "--people", "500"])
+        .args(["--jwt-issuer", "http://127.0.0.1:9/"])
+        .args(["--jwt-audience", "people-directory"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            break rest.split(' ').next().unwrap().to_owned();
+        }
+    };
+    // Keep reading the log, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let refused = |r: reqwest::Response| async move {
+            let status = r.status().as_u16();
+            let challenge = r.headers().get("www-authenticate").cloned();
+            let body: Value = r.json().await.unwrap();
+            (status, challenge.is_some(), body)
+        };
+        let unauthorized = (401, true, serde_json::json!({"message": "Unauthorized"}));
+        for path in [
+            "/people?search=jo",
+            "/people/p0000001",
+            "/filters",
+            "/requests/00000000-0000-4000-8000-000000000000",
+        ] {
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(refused(r).await, unauthorized, "{path}");
+            let r = client
+                .get(format!("{base}{path}"))
+                .bearer_auth("not.a.jwt")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused(r).await, unauthorized, "{path} with a bad token");
+        }
+        let r = client
+            .put(format!("{base}/people/x1"))
+            .header("content-type", "application/json")
+            .body(r#"{"first_name":"A","last_name":"B","nationality":"C","hobbies":[]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused(r).await, unauthorized, "PUT");
+        let r = client
+            .post(format!("{base}/requests"))
+            .header("content-type", "application/json")
+            .body(r#"{"kind":"report"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused(r).await, unauthorized, "POST /requests");
+        for path in ["/", "/web/app.js", "/openapi.json"] {
+            let r = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path} is public");
+        }
+        let ws = base.replace("http://", "ws://");
+        for (url, want) in [
+            (format!("{ws}/ws"), 401),
+            (format!("{ws}/ws?token=not.a.jwt"), 403),
+        ] {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status().as_u16(), want, "{url}");
+                }
+                other => panic!("{url}: {:?}", other.map(|(_, r)| r.status())),
+            }
+        }
+    });
+    terminate(&mut child);
+}

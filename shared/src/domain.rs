@@ -1,9 +1,10 @@
 //! Domain types shared by every layer. No I/O here.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A person as stored and as returned by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Person {
     pub id: String,
     pub first_name: String,
@@ -32,7 +33,7 @@ impl Change {
 }
 
 /// How several `hobbies` values combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HobbiesMatch {
     /// A person has at least one of them.
@@ -92,7 +93,7 @@ pub struct SortKey {
 }
 
 /// A count of people per value, for filter options and reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ValueCount {
     pub value: String,
     pub count: u64,

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use shared::domain::{HobbiesMatch, PeopleFilter, Person};
-use shared::search::{Facet, PageStart, SearchEngine};
+use shared::search::{Facet, FacetCounting, PageStart, SearchEngine};
 use shared::text::{fold, split_words};
 
 const FIRST: &[&str] = &[
@@ -589,7 +589,49 @@ fn check_typos_and_facets(engine: &SearchEngine, model: &[Person], f: &PeopleFil
     let got = snapshot.search(f, &PageStart::Offset(0), 1000);
     assert_eq!(got.total, expected.len() as u64, "{f:?}");
     assert_eq!(got.items, expected, "{f:?}");
-    let facets = snapshot.facets(f, &[Facet::Nationality, Facet::Hobbies], limit);
+    // Every way of counting (the count table, a walk of the matches,
+    // bitmap intersections; `Auto` picks per segment) gives the model's.
+    let countings = [
+        FacetCounting::Auto,
+        FacetCounting::Rows,
+        FacetCounting::Bitmaps,
+    ];
+    let asked = [
+        vec![Facet::Nationality, Facet::Hobbies],
+        vec![Facet::Hobbies],
+        vec![Facet::Nationality],
+    ];
+    for (counting, facets) in countings
+        .iter()
+        .flat_map(|c| asked.iter().map(move |a| (*c, a)))
+    {
+        let got = snapshot.facets_with(f, facets, limit, counting);
+        assert_eq!(got.len(), facets.len());
+        check_facets(model, f, limit, got, counting);
+    }
+    // Every word reported as approximate matched someone only that way.
+    for approx in snapshot.approximate_words(f) {
+        assert!(f.words.contains(&approx.word));
+        for w in &approx.matched {
+            assert!(!w.starts_with(&approx.word), "{w} is an exact match");
+            assert!(
+                expected.iter().any(|p| {
+                    let name = fold(&format!("{} {}", p.first_name, p.last_name));
+                    split_words(&name).any(|x| x == w)
+                }),
+                "{w} belongs to nobody matching {f:?}"
+            );
+        }
+    }
+}
+
+fn check_facets(
+    model: &[Person],
+    f: &PeopleFilter,
+    limit: usize,
+    facets: Vec<(Facet, Vec<shared::domain::ValueCount>)>,
+    counting: FacetCounting,
+) {
     for (facet, counts) in facets {
         let nationality = facet == Facet::Nationality;
         let all = model_facet(model, f, nationality);
@@ -610,21 +652,7 @@ fn check_typos_and_facets(engine: &SearchEngine, model: &[Person], f: &PeopleFil
         extra.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         want.extend(extra);
         let got: Vec<(String, u64)> = counts.into_iter().map(|vc| (vc.value, vc.count)).collect();
-        assert_eq!(got, want, "{facet:?} of {f:?}");
-    }
-    // Every word reported as approximate matched someone only that way.
-    for approx in snapshot.approximate_words(f) {
-        assert!(f.words.contains(&approx.word));
-        for w in &approx.matched {
-            assert!(!w.starts_with(&approx.word), "{w} is an exact match");
-            assert!(
-                expected.iter().any(|p| {
-                    let name = fold(&format!("{} {}", p.first_name, p.last_name));
-                    split_words(&name).any(|x| x == w)
-                }),
-                "{w} belongs to nobody matching {f:?}"
-            );
-        }
+        assert_eq!(got, want, "{facet:?} of {f:?}, {counting:?}");
     }
 }
 
@@ -662,12 +690,14 @@ proptest! {
         first in prop::collection::vec(near_person(), 0..40),
         second in prop::collection::vec(near_person(), 0..10),
         gone in prop::collection::vec(0..30u32, 0..5),
+        third in prop::collection::vec(near_person(), 0..4),
+        later_gone in prop::collection::vec(0..30u32, 0..3),
         filters in prop::collection::vec(near_filter(), 1..6),
         limit in 1usize..4,
     ) {
         let mut model = Vec::new();
         upsert(&mut model, &first);
-        let engine = SearchEngine::from_people(&first);
+        let engine = SearchEngine::from_people(&first).with_merge_at(0);
         for f in &filters {
             check_typos_and_facets(&engine, &model, f, limit);
         }
@@ -676,6 +706,16 @@ proptest! {
         let gone: Vec<String> = gone.iter().map(|i| format!("id{i:02}")).collect();
         model.retain(|p| !gone.contains(&p.id));
         engine.delete(&gone);
+        for f in &filters {
+            check_typos_and_facets(&engine, &model, f, limit);
+        }
+        // A smaller batch stays a delta of its own beside the first one
+        // (tiering), and deletes then hit the base and both deltas.
+        upsert(&mut model, &third);
+        engine.upsert(&third);
+        let later_gone: Vec<String> = later_gone.iter().map(|i| format!("id{i:02}")).collect();
+        model.retain(|p| !later_gone.contains(&p.id));
+        engine.delete(&later_gone);
         for f in &filters {
             check_typos_and_facets(&engine, &model, f, limit);
         }

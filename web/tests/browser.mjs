@@ -7,11 +7,15 @@ import assert from "node:assert/strict";
 import { writeFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateKeyPairSync, sign as cryptoSign } from "node:crypto";
+import { createServer } from "node:http";
+import { spawn } from "node:child_process";
 
 const BASE = process.env.BASE_URL;
 const SHOTS = process.env.SCREENSHOTS;
 const executablePath = process.env.CHROMIUM;
-assert.ok(BASE && SHOTS && executablePath, "BASE_URL, SCREENSHOTS and CHROMIUM are set");
+const LOCAL_BIN = process.env.LOCAL_BIN;
+assert.ok(BASE && SHOTS && executablePath && LOCAL_BIN, "BASE_URL, SCREENSHOTS, CHROMIUM and LOCAL_BIN are set");
 const WAIT = { timeout: 15000 };
 
 async function apiGet(path) {
@@ -176,6 +180,42 @@ try {
 
   await page.screenshot({ path: join(SHOTS, "import.png"), fullPage: false });
 
+  await step("an edit shows the new name once it is searchable", async () => {
+    // One of the people just imported: "person1234" matches nobody else.
+    await page.goto(BASE + "/?search=person1234");
+    await waitForTotal(page, 1);
+    await page.getByRole("button", { name: "Edit Imported Person1234" }).click();
+    const dialog = page.getByRole("dialog", { name: "Edit person" });
+    await dialog.getByLabel("First name").fill("Zebulon");
+    await dialog.getByLabel("Hobbies (comma-separated)").fill("Chess, Sailing");
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "hidden", ...WAIT });
+    // The table the page shows after the save has the new name.
+    await page.locator("#people tbody tr", { hasText: "Zebulon" }).waitFor(WAIT);
+    const row = await page.locator("#people tbody tr").first().innerText();
+    assert.match(row, /Person1234\s+Zebulon\s+Testish\s+Chess, Sailing/);
+    assert.equal(await shownTotal(page), 1);
+    // And a search for the new name finds them: the write is searchable.
+    await page.getByRole("searchbox", { name: "Search by name" }).fill("zebulon person");
+    await waitForTotal(page, (await apiGet("/people?search=zebulon+person&page_size=1")).total);
+    assert.equal(await shownTotal(page), 1);
+    assert.equal((await apiGet("/people/web1234")).first_name, "Zebulon");
+  });
+
+  await step("a delete removes the person and the total drops by one", async () => {
+    const before = (await apiGet("/people?page_size=1")).total;
+    await page.getByRole("button", { name: "Edit Zebulon Person1234" }).click();
+    const dialog = page.getByRole("dialog", { name: "Edit person" });
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await dialog.waitFor({ state: "hidden", ...WAIT });
+    await waitForTotal(page, 0);
+    assert.equal(await page.locator("#people tbody").innerText(), "Nobody matches.");
+    assert.equal((await fetch(BASE + "/people/web1234")).status, 404);
+    await page.getByRole("searchbox", { name: "Search by name" }).fill("");
+    await waitForTotal(page, before - 1);
+    assert.equal(await shownTotal(page), before - 1);
+  });
+
   await step("an API error is shown in words", async () => {
     await page.goto(BASE + "/?cursor=not-a-cursor");
     await page.locator("#error").waitFor({ state: "visible", ...WAIT });
@@ -200,8 +240,125 @@ try {
     await phone.close();
   });
 
+  await step("with a token issuer: sign in, 401 and 403 in words, the token on the socket", async () => {
+    await withIssuer(async (jwtBase, jwt) => {
+      // A new context: nothing signed in, nothing in session storage.
+      const signed = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const p = await signed.newPage();
+      p.on("pageerror", (e) => pageErrors.push(e.message));
+      await p.goto(jwtBase + "/");
+      await p.locator("#error", { hasText: "needs you to sign in (401 Unauthorized)" }).waitFor(WAIT);
+      await p.locator("#socket-state", { hasText: "could not connect" }).waitFor(WAIT);
+
+      // A token that may read: the table, the socket and a report work.
+      const reader = jwt({ sub: "reader", scope: "people:read" });
+      await p.getByLabel("Access token").fill(reader);
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await waitForTotal(p, 2000);
+      await p.locator("#error").waitFor({ state: "hidden", ...WAIT });
+      await p.locator("#socket-state", { hasText: "connected" }).waitFor(WAIT);
+      assert.equal(await p.evaluate(() => sessionStorage.getItem("directory.token")), reader);
+      assert.ok(!p.url().includes("token") && !p.url().includes(reader.slice(0, 20)), "no token in the URL");
+      await p.getByRole("searchbox", { name: "Search by name" }).fill("ma");
+      await p.waitForURL(/search=ma/, WAIT);
+      assert.ok(!p.url().includes("token"), "no token in the URL state");
+      await p.getByRole("button", { name: "Report on these results" }).click();
+      await p.locator("#report-status", { hasText: "completed" }).waitFor(WAIT);
+      assert.equal(await p.locator("#charts figure.chart").count(), 4);
+
+      // Writing needs people:write: the 403 is said in words.
+      await p.locator("#people tbody tr").first().getByRole("button", { name: /^Edit / }).click();
+      const dialog = p.getByRole("dialog", { name: "Edit person" });
+      await dialog.getByLabel("Last name").fill("Writeless");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await dialog.locator("#edit-error", { hasText: "not allowed to do this (403 Forbidden)" }).waitFor(WAIT);
+      assert.match(await dialog.locator("#edit-error").innerText(), /people:write/);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+
+      // A token that may write: the edit goes through and shows.
+      await p.getByLabel("Access token").fill(jwt({ sub: "writer", scope: "people:read people:write" }));
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.locator("#socket-state", { hasText: "connected" }).waitFor(WAIT);
+      await p.locator("#people tbody tr").first().getByRole("button", { name: /^Edit / }).click();
+      await dialog.getByLabel("First name").fill("Signedin");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await dialog.waitFor({ state: "hidden", ...WAIT });
+      await p.getByRole("searchbox", { name: "Search by name" }).fill("signedin");
+      await waitForTotal(p, 1);
+      await p.locator("#people tbody tr", { hasText: "Signedin" }).waitFor(WAIT);
+
+      // A token the issuer did not sign: refused, and said so.
+      await p.getByLabel("Access token").fill(reader.slice(0, -4) + "AAAA");
+      await p.getByRole("button", { name: "Sign in" }).click();
+      await p.locator("#error", { hasText: "refused your access token (401 Unauthorized)" }).waitFor(WAIT);
+      await p.screenshot({ path: join(SHOTS, "signin.png"), fullPage: true });
+      // Signing out forgets the token.
+      await p.getByRole("button", { name: "Sign out" }).click();
+      await p.locator("#error", { hasText: "needs you to sign in" }).waitFor(WAIT);
+      assert.equal(await p.evaluate(() => sessionStorage.getItem("directory.token")), null);
+      await signed.close();
+    });
+  });
+
   assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
   console.log("browser test: all passed");
 } finally {
   await browser.close();
+}
+
+// A token issuer on 127.0.0.1 (OpenID Connect discovery and a key set of one
+// RSA key), and a second local server (LOCAL_BIN) that demands its tokens
+// (--jwt-issuer), stopped by its PID afterwards. `fn` gets that server's
+// base URL and a signer of tokens with the given claims.
+async function withIssuer(fn) {
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const key = { ...publicKey.export({ format: "jwk" }), kid: "browser-test", alg: "RS256", use: "sig" };
+  let issuer = "";
+  const idp = createServer((req, res) => {
+    const body =
+      req.url === "/.well-known/openid-configuration"
+        ? { issuer, jwks_uri: `${issuer}jwks.json` }
+        : req.url === "/jwks.json"
+          ? { keys: [key] }
+          : null;
+    res.writeHead(body ? 200 : 404, { "content-type": "application/json" });
+    res.end(JSON.stringify(body || {}));
+  });
+  await new Promise((resolve) => idp.listen(0, "127.0.0.1", resolve));
+  issuer = `http://127.0.0.1:${idp.address().port}/`;
+  const audience = "people-directory";
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const jwt = (claims) => {
+    const now = Math.floor(Date.now() / 1000);
+    const head = b64({ alg: "RS256", kid: key.kid, typ: "JWT" });
+    const body = b64({ iss: issuer, aud: audience, iat: now, exp: now + 3600, ...claims });
+    const sig = cryptoSign("sha256", Buffer.from(`${head}.${body}`), privateKey).toString("base64url");
+    return `${head}.${body}.${sig}`;
+  };
+  const server = spawn(
+    LOCAL_BIN,
+    ["--bind", "127.0.0.1", "--port", "0", "--people", "2000", "--jwt-issuer", issuer, "--jwt-audience", audience],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  try {
+    const base = await new Promise((resolve, reject) => {
+      let log = "";
+      const timer = setTimeout(() => reject(new Error(`the token-demanding server did not start:\n${log}`)), 60000);
+      server.stderr.on("data", (chunk) => {
+        log += chunk;
+        const m = log.match(/listening on (http:\/\/\S+)/);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      server.on("exit", (code) => reject(new Error(`the token-demanding server stopped (${code}):\n${log}`)));
+    });
+    await fn(base, jwt);
+  } finally {
+    const exited = new Promise((resolve) => server.once("exit", resolve));
+    process.kill(server.pid, "SIGTERM");
+    await exited;
+    await new Promise((resolve) => idp.close(resolve));
+  }
 }

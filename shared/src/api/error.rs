@@ -3,6 +3,27 @@
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error of the API: status 4xx or 5xx with this body.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, for programs: `invalid_parameter`, `not_found`, `forbidden`, ...
+    code: &'a str,
+    /// For people; never an internal error's text.
+    message: String,
+    /// With `invalid_parameter`: the parameter (or body field) at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter: Option<&'a str>,
+    /// With `internal` and `unavailable`: where the cause is in the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -68,19 +89,6 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Bytes> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: &'a str,
-            message: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            parameter: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            correlation_id: Option<&'a str>,
-        }
         let (parameter, correlation_id) = match &self {
             ApiError::InvalidParameter { parameter, .. } => (Some(parameter.as_str()), None),
             ApiError::Internal { correlation_id } | ApiError::Unavailable { correlation_id } => {
@@ -88,8 +96,8 @@ impl ApiError {
             }
             _ => (None, None),
         };
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
                 parameter,

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub use cursor::Cursor;
 pub use error::ApiError;
@@ -23,6 +24,7 @@ pub use write::{PeopleWriter, handle_write, is_person_write};
 
 use crate::access::Caller;
 use crate::domain::{Person, ValueCount};
+use crate::jobs::RequestStatus;
 use crate::jobs::{Enqueuer, SubmitError, submit};
 use crate::ports::RequestStore;
 use crate::search::{ApproximateWord, Highlight, LiveIndex, highlight};
@@ -34,36 +36,62 @@ pub struct QueryApi {
     pub requests: Arc<dyn RequestStore>,
 }
 
-#[derive(Serialize)]
-struct PeoplePage {
+/// One page of the people matching a search, with the exact total.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PeoplePage {
     items: Vec<Item>,
     total: u64,
-    /// The page these items are, or none when a cursor started them
+    /// The page these items are, or null when a cursor started them
     /// between page boundaries.
+    #[schema(required = true)]
     page: Option<u64>,
     page_size: usize,
+    /// The next page's cursor; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
-    /// With `facets=`: per facet asked, its values and counts.
+    /// With `facets=`: each facet asked, with its values and counts.
     #[serde(skip_serializing_if = "Option::is_none")]
-    facets: Option<serde_json::Map<String, serde_json::Value>>,
+    facets: Option<Facets>,
     /// With `typos=1`: the query words matched only approximately.
     #[serde(skip_serializing_if = "Option::is_none")]
     approximate: Option<Vec<ApproximateWord>>,
 }
 
-/// A person of a page, with their match ranges when asked.
-#[derive(Serialize)]
-struct Item {
+/// Facet counts, each with every filter but its own (disjunctive): the
+/// top `facet_limit` values by count, then value, and the selected ones.
+#[derive(Serialize, ToSchema, Default)]
+pub(crate) struct Facets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nationality: Option<Vec<ValueCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hobbies: Option<Vec<ValueCount>>,
+}
+
+/// A person of a page, with their match ranges when asked (`highlight=1`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Item {
     #[serde(flatten)]
     person: Person,
     #[serde(skip_serializing_if = "Option::is_none")]
     highlight: Option<Highlight>,
 }
 
-#[derive(Serialize)]
-struct FilterOptions {
+/// The top nationalities and hobbies of the directory, by count desc,
+/// then value.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FilterOptions {
     nationalities: Vec<ValueCount>,
     hobbies: Vec<ValueCount>,
+}
+
+/// A job accepted by `POST /requests`; follow it with `GET
+/// /requests/{id}` or the WebSocket's `subscribe`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Accepted<'a> {
+    #[schema(format = Uuid)]
+    id: &'a str,
+    status: RequestStatus,
+    created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Routes one request. Never fails: every error is a JSON error response.
@@ -132,7 +160,7 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
         }
         ["openapi.json"] => {
             only_get(req)?;
-            Ok(json_response(StatusCode::OK, &openapi::document()))
+            Ok(openapi::serve())
         }
         ["people"] => {
             only_get(req)?;
@@ -142,57 +170,17 @@ async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, 
         ["people", id] if !id.is_empty() => {
             only_get(req)?;
             may_read(req)?;
-            let id = percent_decode_str(id)
-                .decode_utf8()
-                .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
-            let snapshot = api.index.current().await;
-            match snapshot.get(&id) {
-                Some(person) => Ok(json_response(StatusCode::OK, &person)),
-                None => Err(ApiError::NotFound(format!(
-                    "no person has id {:?}",
-                    crate::text::clip_chars(&id, 64)
-                ))),
-            }
+            person(api, id).await
         }
         ["filters"] => {
             only_get(req)?;
             may_read(req)?;
-            let limit = params::filter_limit(&parse_query(query)?)?;
-            let (nationalities, hobbies) = api.index.current().await.filter_options(limit);
-            Ok(json_response(
-                StatusCode::OK,
-                &FilterOptions {
-                    nationalities,
-                    hobbies,
-                },
-            ))
+            filters(api, query).await
         }
         ["requests", id] if !id.is_empty() => {
-            // Either scope: a writer follows its imports. But only one's
-            // own requests: another caller's is as if it did not exist.
+            // Either scope: a writer follows its imports.
             only_get(req)?;
-            let correlation_id = correlation_id(req);
-            // Request ids are UUIDs: anything else is no request, and is
-            // not worth a read (a long id is a storage error on DynamoDB).
-            let not_found = || {
-                ApiError::NotFound(format!(
-                    "no request has id {:?}",
-                    crate::text::clip_chars(id, 64)
-                ))
-            };
-            if uuid::Uuid::try_parse(id).is_err() {
-                return Err(not_found());
-            }
-            match api.requests.get(id).await {
-                Ok(Some(record)) if caller(req).owns(record.owner.as_deref()) => {
-                    Ok(json_response(StatusCode::OK, &record))
-                }
-                Ok(_) => Err(not_found()),
-                Err(e) => {
-                    tracing::error!(%correlation_id, error = ?e, "reading a request failed");
-                    Err(ApiError::Unavailable { correlation_id })
-                }
-            }
+            request(api, req, id).await
         }
         ["requests"] => Err(ApiError::MethodNotAllowed {
             method: req.method().to_string(),
@@ -214,6 +202,25 @@ pub async fn handle_submit(deps: &Enqueuer, req: Request<Bytes>) -> Response<Byt
     response
 }
 
+/// `POST /requests`.
+#[utoipa::path(
+    post,
+    path = "/requests",
+    operation_id = "submit",
+    summary = "Submit a job: a report, an import or a delete",
+    description = "Reports need people:read; imports and deletes people:write (or anonymous writes, where on). The same Idempotency-Key with the same body returns the same request; with another body, 422.",
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 128, description = "1 to 128 visible ASCII characters, scoped to the caller")),
+    request_body = crate::jobs::Job,
+    responses(
+        (status = 202, description = "queued", body = Accepted),
+        (status = 400, description = "a bad body or header; `parameter` names it", body = error::ErrorBody),
+        (status = 403, description = "the caller may not submit this kind", body = error::ErrorBody),
+        (status = 413, description = "a body over 256 KiB", body = error::ErrorBody),
+        (status = 415, description = "a body that is not application/json", body = error::ErrorBody),
+        (status = 422, description = "an idempotency key reused with another body", body = error::ErrorBody),
+        (status = 503, description = "the request store or queue is unavailable", body = error::ErrorBody),
+    )
+)]
 async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
     let correlation_id = correlation_id(&req);
     tracing::Span::current().record("correlation_id", correlation_id.as_str());
@@ -240,11 +247,11 @@ async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
     match submit(deps, req.body(), &caller, key.as_deref(), &correlation_id).await {
         Ok(record) => json_response(
             StatusCode::ACCEPTED,
-            &serde_json::json!({
-                "id": record.id,
-                "status": record.status,
-                "created_at": record.created_at,
-            }),
+            &Accepted {
+                id: &record.id,
+                status: record.status,
+                created_at: record.created_at,
+            },
         ),
         Err(SubmitError::Invalid { field, message }) => ApiError::InvalidParameter {
             parameter: field,
@@ -299,19 +306,33 @@ pub fn correlation_id(req: &Request<Bytes>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// `GET /people`.
+#[utoipa::path(
+    get,
+    path = "/people",
+    operation_id = "searchPeople",
+    summary = "Search people",
+    description = "Filters combine with AND; the order is folded last name, folded first name, id. Needs people:read.",
+    params(params::PeopleParams),
+    responses(
+        (status = 200, description = "one page of matches", body = PeoplePage),
+        (status = 400, description = "a bad parameter, named in `parameter`", body = error::ErrorBody),
+        (status = 403, description = "the token lacks people:read", body = error::ErrorBody),
+    )
+)]
 async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
     let q = PeopleQuery::from_pairs(&parse_query(query)?)?;
     let snapshot = api.index.current().await;
     let page = snapshot.search(&q.filter, &q.start, q.page_size);
     let facets = (!q.facets.is_empty()).then(|| {
-        snapshot
-            .facets(&q.filter, &q.facets, q.facet_limit)
-            .into_iter()
-            .map(|(facet, counts)| {
-                let counts = serde_json::to_value(counts).expect("counts serialize");
-                (facet.name().to_owned(), counts)
-            })
-            .collect()
+        let mut facets = Facets::default();
+        for (facet, counts) in snapshot.facets(&q.filter, &q.facets, q.facet_limit) {
+            match facet {
+                crate::search::Facet::Nationality => facets.nationality = Some(counts),
+                crate::search::Facet::Hobbies => facets.hobbies = Some(counts),
+            }
+        }
+        facets
     });
     let approximate = q
         .filter
@@ -340,6 +361,104 @@ async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, 
             page_size: q.page_size,
         },
     ))
+}
+
+/// `GET /people/{id}`.
+#[utoipa::path(
+    get,
+    path = "/people/{id}",
+    operation_id = "getPerson",
+    summary = "One person",
+    description = "Needs people:read.",
+    params(("id" = String, Path, description = "the person's id (percent-encoded)")),
+    responses(
+        (status = 200, description = "the person", body = Person),
+        (status = 403, description = "the token lacks people:read", body = error::ErrorBody),
+        (status = 404, description = "nobody has this id", body = error::ErrorBody),
+    )
+)]
+async fn person(api: &QueryApi, id: &str) -> Result<Response<Bytes>, ApiError> {
+    let id = percent_decode_str(id)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
+    let snapshot = api.index.current().await;
+    match snapshot.get(&id) {
+        Some(person) => Ok(json_response(StatusCode::OK, &person)),
+        None => Err(ApiError::NotFound(format!(
+            "no person has id {:?}",
+            crate::text::clip_chars(&id, 64)
+        ))),
+    }
+}
+
+/// `GET /filters`.
+#[utoipa::path(
+    get,
+    path = "/filters",
+    operation_id = "filters",
+    summary = "Top nationalities and hobbies",
+    description = "Needs people:read.",
+    params(params::FiltersParams),
+    responses(
+        (status = 200, description = "the options", body = FilterOptions),
+        (status = 400, description = "a bad limit", body = error::ErrorBody),
+        (status = 403, description = "the token lacks people:read", body = error::ErrorBody),
+    )
+)]
+async fn filters(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
+    let limit = params::filter_limit(&parse_query(query)?)?;
+    let (nationalities, hobbies) = api.index.current().await.filter_options(limit);
+    Ok(json_response(
+        StatusCode::OK,
+        &FilterOptions {
+            nationalities,
+            hobbies,
+        },
+    ))
+}
+
+/// `GET /requests/{id}`: only one's own requests; another caller's is as
+/// if it did not exist.
+#[utoipa::path(
+    get,
+    path = "/requests/{id}",
+    operation_id = "getRequest",
+    summary = "A job's status and result",
+    description = "Either scope; a caller sees its own requests only.",
+    params(("id" = String, Path, format = Uuid, description = "the id `POST /requests` answered")),
+    responses(
+        (status = 200, description = "the request", body = crate::jobs::RequestRecord),
+        (status = 404, description = "no such request of this caller", body = error::ErrorBody),
+        (status = 503, description = "the request store is unavailable", body = error::ErrorBody),
+    )
+)]
+async fn request(
+    api: &QueryApi,
+    req: &Request<Bytes>,
+    id: &str,
+) -> Result<Response<Bytes>, ApiError> {
+    let correlation_id = correlation_id(req);
+    // Request ids are UUIDs: anything else is no request, and is not
+    // worth a read (a long id is a storage error on DynamoDB).
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no request has id {:?}",
+            crate::text::clip_chars(id, 64)
+        ))
+    };
+    if uuid::Uuid::try_parse(id).is_err() {
+        return Err(not_found());
+    }
+    match api.requests.get(id).await {
+        Ok(Some(record)) if caller(req).owns(record.owner.as_deref()) => {
+            Ok(json_response(StatusCode::OK, &record))
+        }
+        Ok(_) => Err(not_found()),
+        Err(e) => {
+            tracing::error!(%correlation_id, error = ?e, "reading a request failed");
+            Err(ApiError::Unavailable { correlation_id })
+        }
+    }
 }
 
 fn only_get(req: &Request<Bytes>) -> Result<(), ApiError> {

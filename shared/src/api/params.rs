@@ -21,6 +21,100 @@ pub const MAX_FILTER_LIMIT: usize = 100;
 pub const DEFAULT_FACET_LIMIT: usize = 10;
 pub const MAX_FACET_LIMIT: usize = 100;
 
+/// Every parameter [`PeopleQuery::from_pairs`] takes, as [`PeopleParams`]
+/// describes them in the OpenAPI document (a test holds the two together).
+pub const PEOPLE_PARAMS: &[&str] = &[
+    "search",
+    "nationality",
+    "hobbies",
+    "hobbies_match",
+    "page",
+    "page_size",
+    "cursor",
+    "facets",
+    "facet_limit",
+    "typos",
+    "highlight",
+];
+
+/// The query parameters of `GET /people` as the OpenAPI document lists
+/// them. [`PeopleQuery::from_pairs`] reads them (repeated parameters and
+/// comma-separated lists are more than a typed query struct can say), and
+/// the tests hold this description to it: the same names
+/// (`PEOPLE_PARAMS`), and the limits of this module's constants.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a description: never built
+pub(crate) struct PeopleParams {
+    /// Words typed; each must be a prefix of a name word (case and accents
+    /// are ignored). Blank: no search.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    /// One or more, repeated or comma-separated: a person matches if
+    /// theirs is any of them. Exact and case-sensitive.
+    #[param(style = Form, explode)]
+    nationality: Option<Vec<String>>,
+    /// One or more, repeated or comma-separated, combined by `hobbies_match`.
+    #[param(style = Form, explode)]
+    hobbies: Option<Vec<String>>,
+    /// Whether a person needs any (default) or all of `hobbies`.
+    hobbies_match: Option<HobbiesMatch>,
+    /// 1-based (not with `cursor`).
+    #[param(minimum = 1, default = 1)]
+    page: Option<u64>,
+    #[param(minimum = 1, maximum = 100, default = json!(DEFAULT_PAGE_SIZE))]
+    page_size: Option<usize>,
+    /// `next_cursor` of the previous page (not with `page`).
+    cursor: Option<String>,
+    /// Facets to count within the filter, each with every filter but its
+    /// own: `nationality`, `hobbies`, comma-separated.
+    #[param(style = Form, explode = false)]
+    facets: Option<Vec<FacetName>>,
+    /// Top values per facet; the selected values are listed besides.
+    #[param(minimum = 1, maximum = 100, default = json!(DEFAULT_FACET_LIMIT))]
+    facet_limit: Option<usize>,
+    /// 1: a query word of 5 or more characters also matches a name word's
+    /// prefix within one edit (insert, delete, substitute, transpose
+    /// adjacent), of 9 or more within two; the response lists the words
+    /// matched approximately. Default 0 (exact).
+    typos: Option<Flag>,
+    /// 1: each item carries the ranges of its names the query words matched.
+    highlight: Option<Flag>,
+}
+
+/// The query parameters of `GET /filters` ([`filter_limit`] reads them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a description: never built
+pub(crate) struct FiltersParams {
+    /// Values per list, by count desc then value.
+    #[param(minimum = 1, maximum = 100, default = json!(DEFAULT_FILTER_LIMIT))]
+    limit: Option<usize>,
+}
+
+/// A facet's name in `facets=` ([`Facet::parse`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a description: never built
+pub(crate) enum FacetName {
+    Nationality,
+    Hobbies,
+}
+
+/// An on/off flag as [`flag`] reads it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a description: never built
+pub(crate) enum Flag {
+    #[schema(rename = "0")]
+    Zero,
+    #[schema(rename = "1")]
+    One,
+    #[schema(rename = "false")]
+    False,
+    #[schema(rename = "true")]
+    True,
+}
+
 /// Decoded `key=value` pairs, in order. `+` is a space; invalid UTF-8 after
 /// percent-decoding is an error that names the parameter.
 pub fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -137,12 +231,7 @@ impl PeopleQuery {
                 "typos" => set_once(&mut typos, key, flag(key, value)?)?,
                 "highlight" if value.is_empty() => {}
                 "highlight" => set_once(&mut highlight, key, flag(key, value)?)?,
-                _ => {
-                    return Err(unknown(
-                        key,
-                        "search, nationality, hobbies, hobbies_match, page, page_size, cursor, facets, facet_limit, typos, highlight",
-                    ));
-                }
+                _ => return Err(unknown(key, &PEOPLE_PARAMS.join(", "))),
             }
         }
         let search = search.unwrap_or("");

@@ -35,10 +35,36 @@ fn asset(file: &str) -> Option<Asset> {
     }
 }
 
+/// `GET /`.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "page",
+    summary = "The web page",
+    description = "Public (no token). Revalidate with If-None-Match.",
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        (status = 304, description = "not modified (If-None-Match)"),
+    )
+)]
 pub(crate) fn page(headers: &HeaderMap) -> Response<Bytes> {
     respond(&INDEX, headers)
 }
 
+/// `GET /web/{file}`.
+#[utoipa::path(
+    get,
+    path = "/web/{file}",
+    operation_id = "pageAsset",
+    summary = "A file of the web page: app.js, style.css",
+    description = "Public (no token). Revalidate with If-None-Match.",
+    params(("file" = String, Path, description = "app.js or style.css")),
+    responses(
+        (status = 200, description = "the file (JavaScript or CSS)", content_type = "text/javascript", body = String),
+        (status = 304, description = "not modified (If-None-Match)"),
+        (status = 404, description = "no such file", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) fn file(name: &str, headers: &HeaderMap) -> Option<Response<Bytes>> {
     asset(name).map(|a| respond(&a, headers))
 }

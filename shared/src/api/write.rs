@@ -9,7 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
+use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{ApiError, correlation_id, json_response};
 use crate::domain::Person;
@@ -30,6 +32,22 @@ pub struct PeopleWriter {
     pub index: Option<Arc<LiveIndex>>,
     /// May a caller without a token write (`ALLOW_ANONYMOUS_WRITES`)?
     pub anonymous_writes: bool,
+}
+
+/// A person as a client writes one: the body of `PUT /people/{id}` (its
+/// `id` may be left out, and must be the path's if given) and a line of
+/// an import (an `id` left out is derived from the request). Every field
+/// is then validated (`Person::validate`: lengths, no blank or padded
+/// text, no control characters).
+#[derive(Deserialize, ToSchema)]
+pub struct PersonInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub nationality: String,
+    /// Each hobby once.
+    pub hobbies: Vec<String>,
 }
 
 /// Whether `PUT` or `DELETE` on this path is a person route.
@@ -61,7 +79,7 @@ pub async fn handle_write(writer: &PeopleWriter, req: Request<Bytes>) -> Respons
     response
 }
 
-enum WriteError {
+pub(crate) enum WriteError {
     Api(ApiError),
     Store(StoreError),
 }
@@ -111,7 +129,29 @@ async fn write_route(
 /// The body is a person, validated like an import line; its `id` may be
 /// left out, and must be the path's if given. 201 with the person when new,
 /// 200 when it replaced someone.
-async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<Bytes>, WriteError> {
+#[utoipa::path(
+    put,
+    path = "/people/{id}",
+    operation_id = "putPerson",
+    summary = "Write one person",
+    description = "Needs people:write (or anonymous writes, where on). Searchable once the index follows the change feed (at once on the local server).",
+    params(("id" = String, Path, description = "the person's id (percent-encoded)")),
+    request_body = PersonInput,
+    responses(
+        (status = 200, description = "replaced someone", body = Person),
+        (status = 201, description = "created", body = Person),
+        (status = 400, description = "not a valid person; `parameter` names the field", body = super::error::ErrorBody),
+        (status = 403, description = "the caller may not write", body = super::error::ErrorBody),
+        (status = 413, description = "a body over 64 KiB", body = super::error::ErrorBody),
+        (status = 415, description = "a body that is not application/json", body = super::error::ErrorBody),
+        (status = 503, description = "the people store is unavailable", body = super::error::ErrorBody),
+    )
+)]
+pub(crate) async fn put(
+    writer: &PeopleWriter,
+    id: &str,
+    body: &[u8],
+) -> Result<Response<Bytes>, WriteError> {
     if body.len() > MAX_PERSON_BYTES {
         return Err(ApiError::PayloadTooLarge(format!(
             "a person's body is at most {MAX_PERSON_BYTES} bytes"
@@ -139,7 +179,7 @@ async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<By
             return Err(ApiError::invalid("id", "the body's id differs from the path's").into());
         }
     }
-    let person: Person = serde_json::from_value(Value::Object(object)).map_err(|e| {
+    let input: PersonInput = serde_json::from_value(Value::Object(object)).map_err(|e| {
         ApiError::invalid(
             "body",
             format!(
@@ -148,6 +188,13 @@ async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<By
             ),
         )
     })?;
+    let person = Person {
+        id: input.id.unwrap_or_else(|| id.to_owned()),
+        first_name: input.first_name,
+        last_name: input.last_name,
+        nationality: input.nationality,
+        hobbies: input.hobbies,
+    };
     if let Err(reason) = person.validate() {
         let field = reason.split(':').next().unwrap_or("body").to_owned();
         return Err(ApiError::InvalidParameter {
@@ -174,7 +221,21 @@ async fn put(writer: &PeopleWriter, id: &str, body: &[u8]) -> Result<Response<By
 }
 
 /// 204 when the person was there (and now is not), 404 when not.
-async fn delete(writer: &PeopleWriter, id: &str) -> Result<Response<Bytes>, WriteError> {
+#[utoipa::path(
+    delete,
+    path = "/people/{id}",
+    operation_id = "deletePerson",
+    summary = "Delete one person",
+    description = "Needs people:write (or anonymous writes, where on). The change feed carries it as a tombstone.",
+    params(("id" = String, Path, description = "the person's id (percent-encoded)")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "the caller may not write", body = super::error::ErrorBody),
+        (status = 404, description = "nobody has this id", body = super::error::ErrorBody),
+        (status = 503, description = "the people store is unavailable", body = super::error::ErrorBody),
+    )
+)]
+pub(crate) async fn delete(writer: &PeopleWriter, id: &str) -> Result<Response<Bytes>, WriteError> {
     if writer.store.get(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no person has id {id:?}")).into());
     }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::domain::{HobbiesMatch, PeopleFilter};
 
@@ -20,7 +21,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// `100000.0`), so the message itself is checked too.
 pub const MAX_QUEUE_MESSAGE_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Report,
@@ -28,7 +29,7 @@ pub enum JobKind {
     Delete,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Queued,
@@ -43,21 +44,26 @@ impl RequestStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
     pub code: String,
     pub message: String,
 }
 
 /// A request as kept by the request store and shown by `GET /requests/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestRecord {
+    #[schema(format = Uuid)]
     pub id: String,
     pub kind: JobKind,
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The job's result once completed (a report's counts, an import's
+    /// accepted and rejected, a delete's count), else null.
+    #[schema(required = true)]
     pub result: Option<Value>,
+    #[schema(required = true)]
     pub error: Option<JobError>,
     /// Times a worker started it (more than 1 after a redelivery).
     pub attempts: u32,
@@ -137,14 +143,17 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The filter of a report, as a client writes it (same semantics as the
 /// query parameters of `GET /people`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSpec {
     #[serde(default)]
     pub search: String,
+    /// One value, or several (each may be comma-separated).
     #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(schema_with = one_or_many_schema)]
     pub nationality: Vec<String>,
     #[serde(default, deserialize_with = "one_or_many")]
+    #[schema(schema_with = one_or_many_schema)]
     pub hobbies: Vec<String>,
     #[serde(default)]
     pub hobbies_match: HobbiesMatch,
@@ -172,6 +181,18 @@ impl FilterSpec {
         )
         .with_typos(self.typos)
     }
+}
+
+/// What `one_or_many` reads: a string or an array of strings.
+fn one_or_many_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(string())
+            .item(ArrayBuilder::new().items(string()))
+            .build(),
+    )
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -204,20 +225,25 @@ pub struct JobMessage {
     pub job: Job,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The body of `POST /requests` (`enqueue::parse_job` reads it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     Report {
+        /// Left out or null: everybody.
+        #[serde(default)]
         filter: FilterSpec,
     },
     /// People as submitted; each is validated by the worker and reported
     /// by its index, so one bad person does not reject the rest.
     Import {
+        #[schema(value_type = Vec<crate::api::write::PersonInput>, min_items = 1, max_items = 1000)]
         people: Vec<Value>,
     },
     /// People to delete by id; an id nobody has is not an error (the
     /// delete holds either way).
     Delete {
+        #[schema(min_items = 1, max_items = 1000)]
         ids: Vec<String>,
     },
 }

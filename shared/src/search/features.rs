@@ -21,11 +21,13 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use super::Snapshot;
-use super::index::Matches;
+use super::index::{Matches, Segment};
+use super::table::PeopleTable;
 use crate::domain::{PeopleFilter, Person, ValueCount};
 use crate::text;
 
@@ -79,7 +81,7 @@ impl Facet {
 
 /// A query word that matched some name words of the results only within
 /// the edits typo tolerance allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApproximateWord {
     /// The folded query word.
     pub word: String,
@@ -91,8 +93,9 @@ pub struct ApproximateWord {
 
 pub const MAX_SUGGESTIONS: usize = 5;
 
-/// Match ranges of one person, `[start, end)` in UTF-16 code units.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Match ranges of one person, `[start, end)` in UTF-16 code units of
+/// the names as sent (what JavaScript's `String.prototype.slice` takes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Highlight {
     pub first_name: Vec<[u32; 2]>,
     pub last_name: Vec<[u32; 2]>,
@@ -109,31 +112,59 @@ impl Snapshot {
         facets: &[Facet],
         limit: usize,
     ) -> Vec<(Facet, Vec<ValueCount>)> {
+        self.facets_with(filter, facets, limit, FacetCounting::Auto)
+    }
+
+    /// [`Snapshot::facets`] counted the way `counting` says: tests and
+    /// benchmarks force each way to hold them all to the same answers.
+    #[doc(hidden)]
+    pub fn facets_with(
+        &self,
+        filter: &PeopleFilter,
+        facets: &[Facet],
+        limit: usize,
+        counting: FacetCounting,
+    ) -> Vec<(Facet, Vec<ValueCount>)> {
+        let mut counts: Vec<Vec<(&str, u64)>> = vec![Vec::new(); facets.len()];
+        let mut done = vec![false; facets.len()];
+        for i in 0..facets.len() {
+            if done[i] {
+                continue;
+            }
+            // Facets with the same sideways filter (with no nationality and
+            // no hobby picked, both) share its matches and one walk.
+            let sideways = facets[i].sideways(filter);
+            let group: Vec<usize> = (i..facets.len())
+                .filter(|&j| !done[j] && facets[j].sideways(filter) == sideways)
+                .collect();
+            for &j in &group {
+                done[j] = true;
+            }
+            if sideways == PeopleFilter::default() {
+                // Everybody: counted once per snapshot already.
+                for &j in &group {
+                    counts[j] = self
+                        .all_counts(facets[j])
+                        .iter()
+                        .map(|vc| (vc.value.as_str(), vc.count))
+                        .collect();
+                }
+                continue;
+            }
+            let wanted: Vec<Facet> = group.iter().map(|&j| facets[j]).collect();
+            let segments = std::iter::once((&**self.base(), &**self.dead()))
+                .chain(self.deltas().iter().map(|d| (&*d.segment, &*d.dead)));
+            for (segment, dead) in segments {
+                let per_facet = segment.facet_counts(dead, &sideways, &wanted, counting);
+                for (&j, part) in group.iter().zip(per_facet) {
+                    counts[j].extend(part);
+                }
+            }
+        }
         facets
             .iter()
-            .map(|&facet| {
-                let sideways = facet.sideways(filter);
-                let selected = facet.selected(filter);
-                let counts = if sideways == PeopleFilter::default() {
-                    // Everybody: counted once per snapshot already.
-                    top_values(
-                        self.all_counts(facet)
-                            .iter()
-                            .map(|vc| (vc.value.as_str(), vc.count)),
-                        selected,
-                        limit,
-                    )
-                } else {
-                    let segments = self.segments(&sideways);
-                    let per_segment = segments.iter().flat_map(|(segment, matches)| {
-                        segment
-                            .facet_values(facet)
-                            .map(move |(value, people)| (value, count_in(matches, people)))
-                    });
-                    top_values(per_segment, selected, limit)
-                };
-                (facet, counts)
-            })
+            .zip(counts)
+            .map(|(&facet, counts)| (facet, top_values(counts, facet.selected(filter), limit)))
             .collect()
     }
 
@@ -289,6 +320,462 @@ pub(crate) fn fuzzy_words<'a>(
         .collect()
 }
 
+/// How a segment's facet counts are found. [`FacetCounting::Auto`] is
+/// what the API does; the others exist so that tests and benchmarks can
+/// hold every way to the same answers.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacetCounting {
+    /// Per segment, the cheapest way that applies: the count table for a
+    /// filter of nationalities only (or of one hobby only), else a walk of
+    /// the matches or bitmap intersections, by estimated cost.
+    Auto,
+    /// A walk of the matches, reading each one's values (bitmaps when a
+    /// segment has no per-rank columns).
+    Rows,
+    /// One bitmap intersection per value.
+    Bitmaps,
+}
+
+/// Most (nationality, hobby) cells of a count table: a few thousand in
+/// real data; a table past this is not built (and not needed to be exact).
+const MAX_PAIRS: usize = 1 << 16;
+
+/// The cost model that picks a walk or intersections, in units of one
+/// bitmap element an intersection visits (about a nanosecond), fitted to
+/// `benches/queries.rs` at 1M people: a walk costs per match, and per
+/// value it reads (its reads land all over three columns when matches
+/// are sparse); an intersection costs, per 65,536-rank container both
+/// sides have, the smaller side's elements, or a fixed word-by-word AND
+/// when both sides are dense there (roaring's bitmap containers, over
+/// 4,096 elements). Ranks are in name order, so a name prefix's matches
+/// sit in few containers and intersect cheaply; a nationality's or a
+/// hobby's are spread over all of them.
+const WALK_PER_MATCH: f64 = 3.0;
+const WALK_PER_VALUE: f64 = 3.5;
+const DENSE_PAIR: f64 = 400.0;
+const ARRAY_LIMIT: u64 = 4096;
+const CONTAINER_BITS: u32 = 16;
+/// Short prefixes with at least this many people, and this share of the
+/// segment, have their facet counts precomputed.
+const PREFIX_TABLE_MIN: usize = 4096;
+const PREFIX_TABLE_SHARE: usize = 32;
+
+/// What facets count, per rank of a segment, in rank order, so that a walk
+/// over a match set (ranks ascending) reads memory in order, and the
+/// number of people per (nationality, hobby) pair. Derived from the table
+/// when a segment is built or loaded; the index image does not hold it.
+pub(crate) struct FacetRows {
+    nationality: Vec<u16>,
+    /// The hobbies of rank `r`: `hobbies[hobby_start[r]..hobby_start[r + 1]]`.
+    hobby_start: Vec<u32>,
+    hobbies: Vec<u16>,
+    /// `pairs[n * hobby_symbols + h]`: people (every rank, dead or not)
+    /// with nationality `n` and hobby `h`; none past [`MAX_PAIRS`] cells.
+    pairs: Option<Vec<u32>>,
+    nationality_symbols: usize,
+    hobby_symbols: usize,
+    /// 65,536-rank containers of the segment.
+    containers: usize,
+    /// People per value and container: `[value * containers + c]`, for
+    /// the cost of an intersection.
+    nationality_cards: Vec<u32>,
+    hobby_cards: Vec<u32>,
+    /// Per short word prefix (the index's precomputed ones) of at least
+    /// [`PREFIX_TABLE_MIN`] people (every rank, dead or not): people per
+    /// nationality and per hobby symbol. A one-letter search matches a
+    /// fifth of the directory, too many to walk or intersect quickly.
+    prefix_counts: HashMap<Box<str>, (Vec<u32>, Vec<u32>)>,
+}
+
+/// The columns of one container's ranks, built on their own.
+struct Part {
+    nationality: Vec<u16>,
+    hobby_len: Vec<u8>,
+    hobbies: Vec<u16>,
+    nationality_cards: Vec<u32>,
+    hobby_cards: Vec<u32>,
+}
+
+impl FacetRows {
+    /// `None` when the table has more than 65,536 nationalities or
+    /// hobbies (the columns hold 16-bit symbols): bitmaps count then.
+    pub(crate) fn build(
+        table: &PeopleTable,
+        by_rank: &[u32],
+        short_prefixes: &HashMap<Box<str>, RoaringBitmap>,
+    ) -> Option<Self> {
+        let (nats, hobs) = (table.nationality_count(), table.hobby_count());
+        let fits = |n: usize| n <= usize::from(u16::MAX) + 1;
+        if !fits(nats) || !fits(hobs) {
+            return None;
+        }
+        let mut pairs = (nats.saturating_mul(hobs) <= MAX_PAIRS).then(|| vec![0u32; nats * hobs]);
+        let containers = by_rank.len().div_ceil(1 << CONTAINER_BITS);
+        // One container's ranks per task (the table's rows are read in
+        // rank order, which is all over the table: the reads dominate).
+        let parts: Vec<Part> = by_rank
+            .par_chunks(1 << CONTAINER_BITS)
+            .map(|ranks| {
+                let mut part = Part {
+                    nationality: Vec::with_capacity(ranks.len()),
+                    hobby_len: Vec::with_capacity(ranks.len()),
+                    hobbies: Vec::with_capacity(ranks.len() * 4),
+                    nationality_cards: vec![0; nats],
+                    hobby_cards: vec![0; hobs],
+                };
+                for &row in ranks {
+                    let n = table.nationality_id(row);
+                    part.nationality.push(n as u16);
+                    part.nationality_cards[n as usize] += 1;
+                    let hs = table.hobby_ids(row);
+                    part.hobby_len.push(hs.len() as u8);
+                    for &h in hs {
+                        part.hobbies.push(h as u16);
+                        part.hobby_cards[h as usize] += 1;
+                    }
+                }
+                part
+            })
+            .collect();
+        let mut nationality_cards = vec![0u32; nats * containers];
+        let mut hobby_cards = vec![0u32; hobs * containers];
+        let mut nationality = Vec::with_capacity(by_rank.len());
+        let mut hobby_start = Vec::with_capacity(by_rank.len() + 1);
+        let mut hobbies = Vec::with_capacity(parts.iter().map(|p| p.hobbies.len()).sum());
+        hobby_start.push(0u32);
+        for (c, part) in parts.into_iter().enumerate() {
+            for (n, &k) in part.nationality_cards.iter().enumerate() {
+                nationality_cards[n * containers + c] = k;
+            }
+            for (h, &k) in part.hobby_cards.iter().enumerate() {
+                hobby_cards[h * containers + c] = k;
+            }
+            let mut at = u32::try_from(hobbies.len()).expect("fewer than 2^32 hobby entries");
+            for len in part.hobby_len {
+                at = at
+                    .checked_add(u32::from(len))
+                    .expect("fewer than 2^32 hobby entries");
+                hobby_start.push(at);
+            }
+            nationality.extend(part.nationality);
+            hobbies.extend(part.hobbies);
+        }
+        if let Some(pairs) = &mut pairs {
+            for (rank, &n) in nationality.iter().enumerate() {
+                let from = hobby_start[rank] as usize;
+                for &h in &hobbies[from..hobby_start[rank + 1] as usize] {
+                    pairs[n as usize * hobs + h as usize] += 1;
+                }
+            }
+        }
+        let mut rows = Self {
+            nationality,
+            hobby_start,
+            hobbies,
+            pairs,
+            nationality_symbols: nats,
+            hobby_symbols: hobs,
+            containers,
+            nationality_cards,
+            hobby_cards,
+            prefix_counts: HashMap::new(),
+        };
+        let min = PREFIX_TABLE_MIN.max(by_rank.len() / PREFIX_TABLE_SHARE) as u64;
+        let large: Vec<(&Box<str>, &RoaringBitmap)> = short_prefixes
+            .iter()
+            .filter(|(_, people)| people.len() >= min)
+            .collect();
+        rows.prefix_counts = large
+            .par_iter()
+            .map(|(prefix, people)| {
+                let (mut nat, mut hob) = (vec![0u64; nats], vec![0u64; hobs]);
+                rows.tally(people.iter(), Some(&mut nat), Some(&mut hob));
+                let narrow = |v: Vec<u64>| v.into_iter().map(|c| c as u32).collect();
+                ((*prefix).clone(), (narrow(nat), narrow(hob)))
+            })
+            .collect();
+        Some(rows)
+    }
+
+    fn hobbies_of(&self, rank: u32) -> &[u16] {
+        let r = rank as usize;
+        &self.hobbies[self.hobby_start[r] as usize..self.hobby_start[r + 1] as usize]
+    }
+
+    /// Hobby entries per rank, for the cost estimate.
+    fn hobbies_per_rank(&self) -> f64 {
+        self.hobbies.len() as f64 / self.nationality.len().max(1) as f64
+    }
+
+    /// Counts per symbol of the ranks in `ranks`, for the facets asked.
+    fn tally(
+        &self,
+        ranks: impl Iterator<Item = u32>,
+        nationality: Option<&mut Vec<u64>>,
+        hobbies: Option<&mut Vec<u64>>,
+    ) {
+        match (nationality, hobbies) {
+            (Some(nat), Some(hob)) => {
+                for r in ranks {
+                    nat[self.nationality[r as usize] as usize] += 1;
+                    for &h in self.hobbies_of(r) {
+                        hob[h as usize] += 1;
+                    }
+                }
+            }
+            (Some(nat), None) => {
+                for r in ranks {
+                    nat[self.nationality[r as usize] as usize] += 1;
+                }
+            }
+            (None, Some(hob)) => {
+                for r in ranks {
+                    for &h in self.hobbies_of(r) {
+                        hob[h as usize] += 1;
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+impl Segment {
+    /// This segment's counts of each of `facets` among the people matching
+    /// `sideways` (the ranks in `dead` left out), as (value, count).
+    fn facet_counts<'s>(
+        &'s self,
+        dead: &RoaringBitmap,
+        sideways: &PeopleFilter,
+        facets: &[Facet],
+        counting: FacetCounting,
+    ) -> Vec<Vec<(&'s str, u64)>> {
+        let mut out: Vec<Option<Vec<(&str, u64)>>> = vec![None; facets.len()];
+        if counting == FacetCounting::Auto {
+            for (slot, &facet) in out.iter_mut().zip(facets) {
+                *slot = self
+                    .pair_counts(dead, sideways, facet)
+                    .or_else(|| self.prefix_counts(dead, sideways, facet));
+            }
+        }
+        let rest: Vec<usize> = (0..facets.len()).filter(|&i| out[i].is_none()).collect();
+        if !rest.is_empty() {
+            let matches = self.matches(sideways).without(dead);
+            let rows = self.facet_rows().filter(|rows| match counting {
+                FacetCounting::Bitmaps => false,
+                FacetCounting::Rows => true,
+                FacetCounting::Auto => {
+                    let wanted: Vec<Facet> = rest.iter().map(|&i| facets[i]).collect();
+                    self.walk_is_cheaper(rows, &matches, &wanted)
+                }
+            });
+            for &i in &rest {
+                out[i] = Some(Vec::new());
+            }
+            if matches.is_empty() {
+                // Nobody: no value has a count.
+            } else if let Some(rows) = rows {
+                let want = |f: Facet| rest.iter().any(|&i| facets[i] == f);
+                let mut nat =
+                    want(Facet::Nationality).then(|| vec![0u64; rows.nationality_symbols]);
+                let mut hob = want(Facet::Hobbies).then(|| vec![0u64; rows.hobby_symbols]);
+                match &matches {
+                    Matches::All(n) => rows.tally(0..*n, nat.as_mut(), hob.as_mut()),
+                    Matches::AllBut(n, gone) => rows.tally(
+                        (0..*n).filter(|r| !gone.contains(*r)),
+                        nat.as_mut(),
+                        hob.as_mut(),
+                    ),
+                    Matches::Set(set) => rows.tally(set.iter(), nat.as_mut(), hob.as_mut()),
+                }
+                for &i in &rest {
+                    let counts = match facets[i] {
+                        Facet::Nationality => nat.as_deref(),
+                        Facet::Hobbies => hob.as_deref(),
+                    };
+                    out[i] = Some(self.by_symbol(facets[i], counts.unwrap_or_default()));
+                }
+            } else {
+                for &i in &rest {
+                    out[i] = Some(
+                        self.facet_values(facets[i])
+                            .map(|(value, people)| (value, count_in(&matches, people)))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    /// Whether walking `matches` costs less than intersecting them with
+    /// every value's bitmap, for `facets` (the cost model above).
+    fn walk_is_cheaper(&self, rows: &FacetRows, matches: &Matches<'_>, facets: &[Facet]) -> bool {
+        let m = matches.len();
+        let per_match: f64 = facets
+            .iter()
+            .map(|f| match f {
+                Facet::Nationality => 1.0,
+                Facet::Hobbies => rows.hobbies_per_rank(),
+            })
+            .sum();
+        let walk = m as f64 * (WALK_PER_MATCH + WALK_PER_VALUE * per_match);
+        // The matches per container.
+        let cs = rows.containers;
+        let mut below = 0;
+        let in_container: Vec<u64> = (1..=cs)
+            .map(|c| {
+                let end = u32::try_from(c << CONTAINER_BITS).unwrap_or(u32::MAX);
+                let upto = if c == cs { m } else { matches.count_below(end) };
+                let n = upto - below;
+                below = upto;
+                n
+            })
+            .collect();
+        let pair = |a: u64, b: u64| match (a, b) {
+            (0, _) | (_, 0) => 0.0,
+            (a, b) if a > ARRAY_LIMIT && b > ARRAY_LIMIT => DENSE_PAIR,
+            (a, b) => a.min(b) as f64,
+        };
+        let mut intersect = 0.0;
+        for f in facets {
+            let cards = match f {
+                Facet::Nationality => &rows.nationality_cards,
+                Facet::Hobbies => &rows.hobby_cards,
+            };
+            for value in cards.chunks_exact(cs.max(1)) {
+                for (&b, &a) in value.iter().zip(&in_container) {
+                    intersect += pair(a, u64::from(b));
+                }
+            }
+            if intersect > walk {
+                return true;
+            }
+        }
+        walk < intersect
+    }
+
+    /// The precomputed counts of a large short prefix, when `sideways` is
+    /// that one word alone, less its dead people.
+    fn prefix_counts(
+        &self,
+        dead: &RoaringBitmap,
+        sideways: &PeopleFilter,
+        facet: Facet,
+    ) -> Option<Vec<(&str, u64)>> {
+        let rows = self.facet_rows()?;
+        let ([word], true, true) = (
+            sideways.words.as_slice(),
+            sideways.nationalities.is_empty(),
+            sideways.hobbies.is_empty(),
+        ) else {
+            return None;
+        };
+        let (nat, hob) = rows.prefix_counts.get(word.as_str())?;
+        let table = match facet {
+            Facet::Nationality => nat,
+            Facet::Hobbies => hob,
+        };
+        let mut counts: Vec<u64> = table.iter().map(|&c| u64::from(c)).collect();
+        if !dead.is_empty() {
+            let gone = dead & self.prefix_bitmap(word)?;
+            let mut less = vec![0u64; counts.len()];
+            match facet {
+                Facet::Nationality => rows.tally(gone.iter(), Some(&mut less), None),
+                Facet::Hobbies => rows.tally(gone.iter(), None, Some(&mut less)),
+            }
+            for (c, l) in counts.iter_mut().zip(less) {
+                *c -= l;
+            }
+        }
+        Some(self.by_symbol(facet, &counts))
+    }
+
+    /// The counts from the (nationality, hobby) table when `sideways` is
+    /// just nationalities and `facet` is hobbies, or just one hobby and
+    /// `facet` is nationality: the table's row (or rows, nationalities
+    /// being disjoint) less the dead people of that clause.
+    fn pair_counts(
+        &self,
+        dead: &RoaringBitmap,
+        sideways: &PeopleFilter,
+        facet: Facet,
+    ) -> Option<Vec<(&str, u64)>> {
+        let rows = self.facet_rows()?;
+        let pairs = rows.pairs.as_ref()?;
+        if !sideways.words.is_empty() {
+            return None;
+        }
+        let hobs = rows.hobby_symbols;
+        let (by, values) = match facet {
+            Facet::Hobbies if sideways.hobbies.is_empty() && !sideways.nationalities.is_empty() => {
+                (Facet::Nationality, &sideways.nationalities)
+            }
+            Facet::Nationality
+                if sideways.nationalities.is_empty()
+                    && !sideways.hobbies.is_empty()
+                    && sideways.hobbies.iter().all(|h| *h == sideways.hobbies[0]) =>
+            {
+                (Facet::Hobbies, &sideways.hobbies)
+            }
+            _ => return None,
+        };
+        let mut symbols: Vec<u32> = values
+            .iter()
+            .filter_map(|v| self.facet_symbols(by).get(v))
+            .collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        let mut counts = vec![
+            0u64;
+            match facet {
+                Facet::Nationality => rows.nationality_symbols,
+                Facet::Hobbies => hobs,
+            }
+        ];
+        for &s in &symbols {
+            let s = s as usize;
+            match facet {
+                Facet::Hobbies => {
+                    for (h, c) in counts.iter_mut().enumerate() {
+                        *c += u64::from(pairs[s * hobs + h]);
+                    }
+                }
+                Facet::Nationality => {
+                    for (n, c) in counts.iter_mut().enumerate() {
+                        *c += u64::from(pairs[n * hobs + s]);
+                    }
+                }
+            }
+            if !dead.is_empty() {
+                for rank in dead & self.facet_bitmap(by, s as u32) {
+                    match facet {
+                        Facet::Hobbies => {
+                            for &h in rows.hobbies_of(rank) {
+                                counts[h as usize] -= 1;
+                            }
+                        }
+                        Facet::Nationality => counts[rows.nationality[rank as usize] as usize] -= 1,
+                    }
+                }
+            }
+        }
+        Some(self.by_symbol(facet, &counts))
+    }
+
+    /// Counts indexed by symbol as (value, count), those above 0.
+    fn by_symbol(&self, facet: Facet, counts: &[u64]) -> Vec<(&str, u64)> {
+        self.facet_symbols(facet)
+            .iter()
+            .filter_map(|(id, value)| {
+                let c = counts.get(id as usize).copied().unwrap_or(0);
+                (c > 0).then_some((value, c))
+            })
+            .collect()
+    }
+}
+
 /// How many of `matches` are in `values`.
 pub(crate) fn count_in(matches: &Matches<'_>, values: &RoaringBitmap) -> u64 {
     match matches {
@@ -429,6 +916,7 @@ fn ranges(name: &str, words: &[(Vec<char>, usize)]) -> Vec<[u32; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::HobbiesMatch;
 
     fn chars(s: &str) -> Vec<char> {
         s.chars().collect()
@@ -499,6 +987,140 @@ mod tests {
         assert_eq!(h.last_name, [[0, 5]]);
         let h = highlight(&person("Jon", "Smithson"), &words("smiht"), false);
         assert!(h.last_name.is_empty());
+    }
+
+    /// Counts as a map, without the zeros (intersections list every
+    /// value; `top_values` drops zeros).
+    fn nonzero<'a>(counts: &[(&'a str, u64)]) -> HashMap<&'a str, u64> {
+        counts.iter().copied().filter(|(_, c)| *c > 0).collect()
+    }
+
+    fn segment_of(people: &[Person]) -> Segment {
+        let mut table = PeopleTable::new();
+        for p in people {
+            table.upsert(p);
+        }
+        Segment::build(table)
+    }
+
+    /// Auto picks a walk for a few matches and intersections for nearly
+    /// everybody, and the count table for a filter of nationalities only
+    /// or one hobby only; each way gives the same counts, dead people
+    /// left out.
+    #[test]
+    fn each_way_of_counting_is_picked_where_it_is_cheapest_and_agrees() {
+        let people: Vec<Person> = crate::datagen::generate(3_000, 5).collect();
+        let segment = segment_of(&people);
+        let rows = segment.facet_rows().expect("symbols fit the columns");
+        let both = [Facet::Nationality, Facet::Hobbies];
+        let name = words(&people[0].last_name);
+        let few = PeopleFilter::new(&name.join(" "), vec![], vec![], HobbiesMatch::Any);
+        let few_matches = segment.matches(&few);
+        assert!(few_matches.len() < 100, "{}", few_matches.len());
+        assert!(segment.walk_is_cheaper(rows, &few_matches, &both));
+        let hobbies: Vec<String> = segment
+            .facet_symbols(Facet::Hobbies)
+            .iter()
+            .map(|(_, h)| h.to_owned())
+            .collect();
+        let most = PeopleFilter::new("", vec![], hobbies, HobbiesMatch::Any);
+        let most_matches = segment.matches(&most);
+        assert!(most_matches.len() > 2_500, "{}", most_matches.len());
+        assert!(!segment.walk_is_cheaper(rows, &most_matches, &[Facet::Nationality]));
+
+        // Some people dead: every way leaves them out.
+        let dead: RoaringBitmap = (0..3_000u32).step_by(7).collect();
+        let live = |p: &&Person| {
+            let rank = segment.rank_of(&p.id).expect("in the segment");
+            !dead.contains(rank)
+        };
+        let nat = people[1].nationality.clone();
+        let hobby = people
+            .iter()
+            .flat_map(|p| &p.hobbies)
+            .next()
+            .unwrap()
+            .clone();
+        let by_nat = PeopleFilter::new(
+            "",
+            vec![nat.clone(), nat.clone()],
+            vec![],
+            HobbiesMatch::Any,
+        );
+        let by_hobby = PeopleFilter::new("", vec![], vec![hobby.clone()], HobbiesMatch::All);
+        for (filter, facet) in [(&by_nat, Facet::Hobbies), (&by_hobby, Facet::Nationality)] {
+            let table = segment
+                .pair_counts(&dead, filter, facet)
+                .expect("the table applies");
+            let mut want: HashMap<&str, u64> = HashMap::new();
+            for p in people.iter().filter(live) {
+                match facet {
+                    Facet::Hobbies if p.nationality == nat => {
+                        for h in &p.hobbies {
+                            *want.entry(h.as_str()).or_default() += 1;
+                        }
+                    }
+                    Facet::Nationality if p.hobbies.contains(&hobby) => {
+                        *want.entry(p.nationality.as_str()).or_default() += 1;
+                    }
+                    _ => {}
+                }
+            }
+            let got: HashMap<&str, u64> = table.iter().copied().collect();
+            assert_eq!(got, want, "{facet:?}");
+            for counting in [FacetCounting::Rows, FacetCounting::Bitmaps] {
+                let other = segment.facet_counts(&dead, filter, &[facet], counting);
+                assert_eq!(nonzero(&other[0]), want, "{facet:?} {counting:?}");
+            }
+        }
+        // Not for a search, nor for two hobbies (a person may have both).
+        assert!(segment.pair_counts(&dead, &few, Facet::Hobbies).is_none());
+        let two = PeopleFilter::new("", vec![], people[0].hobbies.clone(), HobbiesMatch::Any);
+        if people[0].hobbies.len() > 1 {
+            assert!(
+                segment
+                    .pair_counts(&dead, &two, Facet::Nationality)
+                    .is_none()
+            );
+        }
+    }
+
+    /// A one- or two-letter search of many people is answered from the
+    /// prefix's precomputed counts, less its dead people, with the counts
+    /// of a walk and of intersections.
+    #[test]
+    fn large_short_prefixes_have_exact_precomputed_counts() {
+        let people: Vec<Person> = crate::datagen::generate(20_000, 8).collect();
+        let segment = segment_of(&people);
+        let dead: RoaringBitmap = (0..20_000u32).step_by(3).collect();
+        let mut tabled = 0;
+        for word in ["m", "a", "s", "j", "ma", "an", "mar"] {
+            let filter = PeopleFilter::new(word, vec![], vec![], HobbiesMatch::Any);
+            for facet in [Facet::Nationality, Facet::Hobbies] {
+                let Some(table) = segment.prefix_counts(&dead, &filter, facet) else {
+                    continue;
+                };
+                tabled += 1;
+                let table: HashMap<&str, u64> = table.into_iter().collect();
+                for counting in [FacetCounting::Rows, FacetCounting::Bitmaps] {
+                    let other = segment.facet_counts(&dead, &filter, &[facet], counting);
+                    assert_eq!(table, nonzero(&other[0]), "{word} {facet:?} {counting:?}");
+                }
+            }
+            // Not with another clause beside the word.
+            let with_nat = PeopleFilter::new(
+                word,
+                vec![people[0].nationality.clone()],
+                vec![],
+                HobbiesMatch::Any,
+            );
+            assert!(
+                segment
+                    .prefix_counts(&dead, &with_nat, Facet::Hobbies)
+                    .is_none()
+            );
+        }
+        assert!(tabled >= 4, "some prefixes are large enough: {tabled}");
     }
 
     #[test]

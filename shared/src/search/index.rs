@@ -38,6 +38,10 @@ pub struct Segment {
     nationality: Vec<RoaringBitmap>,
     /// Indexed by hobby symbol.
     hobby: Vec<RoaringBitmap>,
+    /// Each rank's nationality and hobbies in rank order, and people per
+    /// (nationality, hobby): what facet counts read (`features.rs`).
+    /// Derived from the table whenever a segment is built, never stored.
+    facet_rows: Option<features::FacetRows>,
 }
 
 /// People per nationality and per hobby symbol of a segment's table: kept
@@ -317,6 +321,7 @@ impl Segment {
         let nationality = to_bitmaps(nat_ranks);
         let hobby = to_bitmaps(hobby_ranks);
         drop(names);
+        let facet_rows = features::FacetRows::build(&table, &by_rank, &short_prefixes);
         Segment {
             table,
             by_rank,
@@ -325,6 +330,7 @@ impl Segment {
             short_prefixes,
             nationality,
             hobby,
+            facet_rows,
         }
     }
 
@@ -567,6 +573,34 @@ impl Segment {
         symbols
             .iter()
             .map(move |(id, value)| (value, &bitmaps[id as usize]))
+    }
+
+    /// The ranks of the people whose `facet` is the value with symbol `id`.
+    pub(crate) fn facet_bitmap(&self, facet: Facet, id: u32) -> &RoaringBitmap {
+        match facet {
+            Facet::Nationality => &self.nationality[id as usize],
+            Facet::Hobbies => &self.hobby[id as usize],
+        }
+    }
+
+    /// The people with a name word that starts with `prefix`, when it is
+    /// one of the precomputed short prefixes.
+    pub(crate) fn prefix_bitmap(&self, prefix: &str) -> Option<&RoaringBitmap> {
+        self.short_prefixes.get(prefix)
+    }
+
+    /// The symbols of `facet`'s values.
+    pub(crate) fn facet_symbols(&self, facet: Facet) -> &super::table::Symbols {
+        match facet {
+            Facet::Nationality => &self.table.nationalities,
+            Facet::Hobbies => &self.table.hobby_names,
+        }
+    }
+
+    /// Per rank, the values facets count (none when the symbols do not
+    /// fit the compact columns).
+    pub(crate) fn facet_rows(&self) -> Option<&features::FacetRows> {
+        self.facet_rows.as_ref()
     }
 
     /// Name words in byte order, each with the ranks of people who have it.

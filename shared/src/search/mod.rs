@@ -50,8 +50,8 @@ use arc_swap::ArcSwap;
 use roaring::RoaringBitmap;
 
 pub use features::{
-    ApproximateWord, Facet, Highlight, ONE_EDIT_CHARS, TWO_EDITS_CHARS, allowed_edits, highlight,
-    prefix_distance,
+    ApproximateWord, Facet, FacetCounting, Highlight, ONE_EDIT_CHARS, TWO_EDITS_CHARS,
+    allowed_edits, highlight, prefix_distance,
 };
 pub use image::{
     FORMAT_VERSION, FeedPosition, ImageError, ImageHeader, IndexImage, load_file, read_image,
