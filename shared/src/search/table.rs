@@ -104,6 +104,13 @@ impl Chunk {
     }
 }
 
+/// The id of `row` among `chunks` (for the id table's closures, which
+/// cannot borrow the whole table).
+fn id_in(chunks: &[Arc<Chunk>], row: u32) -> &str {
+    let r = row as usize;
+    chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS)
+}
+
 /// Rows of people, addressed by a dense row number. An upsert of a known id
 /// rewrites that row in place; a removed row stays, unreachable by id and
 /// skipped by [`PeopleTable::rows`], until the table is compacted.
@@ -329,10 +336,8 @@ impl PeopleTable {
         let row = self.append_unindexed(id, first, last, nationality, hobby_ids);
         let hash = self.hasher.hash_one(id);
         let (hasher, chunks) = (&self.hasher, &self.chunks);
-        self.by_id.insert_unique(hash, row, |&r| {
-            let r = r as usize;
-            hasher.hash_one(chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS))
-        });
+        self.by_id
+            .insert_unique(hash, row, |&r| hasher.hash_one(id_in(chunks, r)));
         row
     }
 
@@ -374,14 +379,8 @@ impl PeopleTable {
             for r in 0..chunk.id_end.len() {
                 let id = chunk.id(r);
                 let row = (c * CHUNK_ROWS + r) as u32;
-                let same = |&other: &u32| {
-                    let o = other as usize;
-                    chunks[o / CHUNK_ROWS].id(o % CHUNK_ROWS) == id
-                };
-                let rehash = |&other: &u32| {
-                    let o = other as usize;
-                    hasher.hash_one(chunks[o / CHUNK_ROWS].id(o % CHUNK_ROWS))
-                };
+                let same = |&other: &u32| id_in(chunks, other) == id;
+                let rehash = |&other: &u32| hasher.hash_one(id_in(chunks, other));
                 match by_id.entry(hasher.hash_one(id), same, rehash) {
                     hashbrown::hash_table::Entry::Occupied(_) => return Err("an id appears twice"),
                     hashbrown::hash_table::Entry::Vacant(slot) => {
@@ -456,10 +455,7 @@ impl PeopleTable {
         let chunks = &self.chunks;
         let entry = self
             .by_id
-            .find_entry(hash, |&row| {
-                let r = row as usize;
-                chunks[r / CHUNK_ROWS].id(r % CHUNK_ROWS) == id
-            })
+            .find_entry(hash, |&row| id_in(chunks, row) == id)
             .ok()?;
         let (row, _) = entry.remove();
         self.removed.insert(row);
