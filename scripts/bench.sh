@@ -41,10 +41,10 @@ start_server() {
 
 case "${1:-engine}" in
 engine)
-    BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p shared --bench queries -- "${@:2}"
+    BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p people-http --bench queries -- "${@:2}"
     ;;
 live)
-    BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p shared --bench live -- "${@:2}"
+    BENCH_PEOPLE=$data BENCH_QUERIES=$kit/queries.jsonl cargo bench -p people-http --bench live -- "${@:2}"
     ;;
 writes)
     command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }

@@ -29,7 +29,7 @@ Two resource-based grants are checked too:
   missing there without any authorizer. A listed route that no function
   serves fails as well.
 
-And the scopes of those routes (shared/src/access.rs names them): every
+And the scopes of those routes (shared/app/src/access.rs names them): every
 route with a `security` lists scopes, each one of READ_SCOPE / WRITE_SCOPE
 as that file defines them; a route that writes (PUT, PATCH, DELETE, or a
 POST other than POST /requests) needs exactly the write scope; POST
@@ -43,7 +43,7 @@ Under-privilege, and grants no code uses (`--code`, the default when the
 adapters' sources are beside the template): every AWS SDK operation each
 function's code can call is mapped to its IAM action and resource and
 checked against that function's statements, both ways. The SDK calls are
-read from the adapters' sources (shared/src/adapters/*.rs), per method of
+read from the adapters' sources (shared/aws/src/*.rs), per method of
 each adapter and through the helper methods it calls (`self.helper(...)`);
 a TransactWriteItems is authorised per item (Put -> PutItem, Delete ->
 DeleteItem, Update -> UpdateItem). Which port methods each function calls
@@ -52,7 +52,7 @@ those calls; a method missing there shows as a missing grant once the
 template lacks it, an extra one as an unused grant.
 
 Usage: check_iam.py [TEMPLATE] [--root=DIR] [--no-code]   (default: template.yaml;
-DIR, where shared/src/adapters is: the template's directory)
+DIR, where shared/aws/src is: the template's directory)
 Needs PyYAML (it comes with the project's .venv, via cfn-lint and moto).
 """
 
@@ -356,7 +356,7 @@ def check_http_routes_authorized(template: dict[str, Any]) -> list[str]:
     return problems
 
 
-ACCESS_RS = Path(__file__).resolve().parent.parent / "shared" / "src" / "access.rs"
+ACCESS_RS = Path(__file__).resolve().parent.parent / "shared" / "app" / "src" / "access.rs"
 # The one route that both reads and writes, checked by kind in its handler.
 MIXED_ROUTES = {("/requests", "post")}
 # Public by design, with an explicit empty `security` (`[]`): the web page,
@@ -417,17 +417,17 @@ def check_route_scopes(template: dict[str, Any], read: str, write: str) -> list[
 
 # Adapter struct -> (source file, template resource its calls act on).
 ADAPTERS = {
-    "DynamoPeopleStore": ("shared/src/adapters/dynamodb.rs", "PeopleTable"),
-    "DynamoRequestStore": ("shared/src/adapters/dynamodb_requests.rs", "RequestsTable"),
-    "DynamoConnectionStore": ("shared/src/adapters/dynamodb_connections.rs", "ConnectionsTable"),
-    "SqsQueue": ("shared/src/adapters/sqs.rs", "JobsQueue"),
-    "ManagementApiNotifier": ("shared/src/adapters/apigw.rs", "WebSocketApi"),
-    "S3ImageStore": ("shared/src/adapters/s3.rs", "IndexBucket"),
+    "DynamoPeopleStore": ("shared/aws/src/dynamodb.rs", "PeopleTable"),
+    "DynamoRequestStore": ("shared/aws/src/dynamodb_requests.rs", "RequestsTable"),
+    "DynamoConnectionStore": ("shared/aws/src/dynamodb_connections.rs", "ConnectionsTable"),
+    "SqsQueue": ("shared/aws/src/sqs.rs", "JobsQueue"),
+    "ManagementApiNotifier": ("shared/aws/src/apigw.rs", "WebSocketApi"),
+    "S3ImageStore": ("shared/aws/src/s3.rs", "IndexBucket"),
 }
 
 # Function (logical id) -> adapter -> the adapter methods (port methods) its
 # code calls. Kept in step with the handlers: the query function reads
-# (shared/src/api, search/live.rs), the processor runs jobs
+# (shared/http/src, search/live.rs), the processor runs jobs
 # (jobs/processor.rs, ws/push.rs), the websocket function handles frames
 # (ws/handler.rs, jobs/enqueue.rs), the sweeper (jobs/sweeper.rs).
 PUSH = {"DynamoConnectionStore": ["subscribers", "unsubscribe", "disconnect"],
@@ -436,13 +436,13 @@ FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
     "QueryApiFunction": {
         "DynamoPeopleStore": ["get", "scan", "changes_since"],
         "DynamoRequestStore": ["get"],
-        # Cold start from the newest index image (shared/src/wiring.rs).
+        # Cold start from the newest index image (shared/aws/src/wiring.rs).
         "S3ImageStore": ["newest", "load"],
     },
     "EnqueueFunction": {
         "DynamoRequestStore": ["create", "abandon"],
         "SqsQueue": ["send"],
-        # PUT / DELETE /people/{id} (shared/src/api/write.rs).
+        # PUT / DELETE /people/{id} (shared/http/src/write.rs).
         "DynamoPeopleStore": ["get", "put_batch", "delete_batch"],
     },
     "ProcessorFunction": {
@@ -463,7 +463,7 @@ FUNCTION_CALLS: dict[str, dict[str, list[str]]] = {
         "DynamoRequestStore": ["stale", "get", "finish"],
         **PUSH,
     },
-    # shared/src/image_writer.rs: an index like the query function's
+    # shared/aws/src/image_writer.rs: an index like the query function's
     # (no GetItem: it answers no request), and the images it writes.
     "IndexWriterFunction": {
         "DynamoPeopleStore": ["scan", "changes_since"],

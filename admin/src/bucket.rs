@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule,
 };
-use shared::template::BucketSpec;
+use people_aws::template::BucketSpec;
 
 /// Whether the bucket was made now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub(crate) async fn create_bucket(
     Ok(made)
 }
 
-fn lifecycle_rule(rule: &shared::template::LifecycleRule) -> anyhow::Result<LifecycleRule> {
+fn lifecycle_rule(rule: &people_aws::template::LifecycleRule) -> anyhow::Result<LifecycleRule> {
     let mut out = LifecycleRule::builder()
         .id(&rule.id)
         .status(ExpirationStatus::Enabled)

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
-use shared::adapters::dynamodb::DynamoPeopleStore;
-use shared::config::{PeopleConfig, aws_config};
+use people_app::config::PeopleConfig;
+use people_aws::dynamodb::DynamoPeopleStore;
+use people_aws::sdk::aws_config;
 
-use shared::adapters::sqs::create_queues_with;
-use shared::template::Template;
+use people_aws::sqs::create_queues_with;
+use people_aws::template::Template;
 
 use crate::bucket;
 use crate::import::{self, Options};
@@ -72,7 +73,7 @@ pub(crate) async fn create_queues(
 /// The index-image bucket, as template.yaml declares `IndexBucket`.
 pub(crate) async fn create_bucket(name: &str) -> anyhow::Result<Outcome> {
     let spec = Template::built_in().bucket("IndexBucket")?;
-    let client = shared::wiring::s3_client(&aws_config().await);
+    let client = people_aws::wiring::s3_client(&aws_config().await);
     let made = bucket::create_bucket(&client, name, &spec).await?;
     let what = match made {
         bucket::Made::Created => "created",

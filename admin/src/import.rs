@@ -1,7 +1,7 @@
 //! `admin import`: a people file (JSON lines) into the people store.
 //!
 //! One blocking thread reads the file line by line, checks each line as the
-//! local server does (`shared::jsonl::parse_person`) and hands batches of
+//! local server does (`people_core::jsonl::parse_person`) and hands batches of
 //! valid people over a bounded channel to the writer, which keeps at most
 //! `concurrency` batches in flight. Memory stays bounded by about
 //! `(2 * concurrency + 1) * batch_size` people whatever the file's size.
@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use people_app::ports::{PeopleStore, StoreError, WriteReport};
+use people_core::domain::Person;
+use people_core::jsonl::parse_person;
 use rand::RngExt;
 use serde::Serialize;
-use shared::domain::Person;
-use shared::jsonl::parse_person;
-use shared::ports::{PeopleStore, StoreError, WriteReport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -228,7 +228,7 @@ impl RejectLog {
 }
 
 /// The reader (a blocking thread): lines are numbered from 1 and blank
-/// lines skipped, as `shared::jsonl::read_jsonl` does.
+/// lines skipped, as `people_core::jsonl::read_jsonl` does.
 fn read_batches(
     file: File,
     path: &str,
@@ -422,8 +422,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use async_trait::async_trait;
-    use shared::adapters::memory::MemoryPeopleStore;
-    use shared::ports::{Changes, ScanPage, Version};
+    use people_app::memory::MemoryPeopleStore;
+    use people_app::ports::{Changes, ScanPage, Version};
 
     /// The memory store, failing the first `unavailable` calls of
     /// `put_batch` with `Unavailable`, or every call with `Permanent`.

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::adapters::sqs::{DLQ_RETENTION, QueueSettings};
-use shared::template::Template;
+use people_app::jobs::wire::DLQ_RETENTION;
+use people_aws::sqs::QueueSettings;
+use people_aws::template::Template;
 
 /// The settings of the event source mapping's queue in `template`;
 /// `visibility_timeout` (seconds) overrides the template's.

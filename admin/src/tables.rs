@@ -18,12 +18,12 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveStatus,
 };
 use futures::future::BoxFuture;
-use shared::adapters::dynamodb::create_people_table;
-use shared::adapters::dynamodb_connections::create_connections_table;
-use shared::adapters::dynamodb_requests::create_requests_table;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::ports::StoreError;
-use shared::template::{TableSpec, Template};
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::ports::StoreError;
+use people_aws::dynamodb::create_people_table;
+use people_aws::dynamodb_connections::create_connections_table;
+use people_aws::dynamodb_requests::create_requests_table;
+use people_aws::template::{TableSpec, Template};
 
 /// The configuration the tables are named by: the people table's
 /// (`PEOPLE_TABLE`) and the jobs' (`REQUESTS_TABLE`, `CONNECTIONS_TABLE`).

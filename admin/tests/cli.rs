@@ -2,16 +2,15 @@
 //! protocol): the binary finds it through `AWS_ENDPOINT_URL`, as it would
 //! find any endpoint, and each test uses a table of its own.
 
-#[path = "../../shared/tests/support/moto.rs"]
-mod moto;
+use people_testkit::moto;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shared::adapters::dynamodb::DynamoPeopleStore;
-use shared::domain::Person;
-use shared::ports::PeopleStore;
+use people_app::ports::PeopleStore;
+use people_aws::dynamodb::DynamoPeopleStore;
+use people_core::domain::Person;
 
 /// A table name no other test (or earlier run) uses.
 fn unique(name: &str) -> String {
@@ -308,7 +307,7 @@ async fn create_tables_makes_the_tables_the_template_declares() {
     let table = unique("as-template");
     let created = tokio::task::block_in_place(|| admin(&table, &["create-tables"], &[]));
     assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
-    let template = shared::template::Template::built_in();
+    let template = people_aws::template::Template::built_in();
     let client = tokio::task::block_in_place(moto::client);
     for (name, logical_id) in [
         (table.clone(), "PeopleTable"),
@@ -485,7 +484,7 @@ async fn create_bucket_makes_the_templates_bucket() {
             .force_path_style(true)
             .build(),
     );
-    let want = shared::template::Template::built_in()
+    let want = people_aws::template::Template::built_in()
         .bucket("IndexBucket")
         .unwrap();
     let rules = s3

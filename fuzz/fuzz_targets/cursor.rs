@@ -11,9 +11,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::api::Cursor;
-use shared::domain::{HobbiesMatch, PeopleFilter, SortKey, validate_fields};
-use shared::text::fold;
+use people_http::Cursor;
+use people_core::domain::{HobbiesMatch, PeopleFilter, SortKey, validate_fields};
+use people_core::text::fold;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::jsonl::parse_person;
+use people_core::jsonl::parse_person;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(person) = parse_person(data) {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::api::params::{MAX_FILTER_LIMIT, MAX_PAGE_SIZE, MAX_SEARCH_WORDS, MAX_VALUES};
-use shared::api::{PeopleQuery, params, parse_query};
+use people_http::params::{MAX_FILTER_LIMIT, MAX_PAGE_SIZE, MAX_SEARCH_WORDS, MAX_VALUES};
+use people_http::{PeopleQuery, params, parse_query};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else {

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::jobs::{Job, JobMessage, MAX_BODY_BYTES, SubmitError, parse_job};
+use people_app::jobs::{Job, JobMessage, MAX_BODY_BYTES, SubmitError, parse_job};
 
 fuzz_target!(|data: &[u8]| {
     match parse_job(data) {

@@ -22,13 +22,13 @@ use std::time::Instant;
 use chrono::Utc;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use shared::adapters::memory::MemoryRequestStore;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::jobs::{JobMessage, ProcessError, RequestRecord, RequestStatus, Worker, process};
-use shared::ports::{Outcome, RequestStore};
-use shared::search::Refresh;
-use shared::wiring::{People, open_people, open_pusher};
-use shared::ws::Pusher;
+use people_app::memory::MemoryRequestStore;
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::jobs::{JobMessage, ProcessError, RequestRecord, RequestStatus, Worker, process};
+use people_app::ports::{Outcome, RequestStore};
+use people_app::index::Refresh;
+use people_aws::wiring::{People, open_people, open_pusher};
+use people_app::ws::Pusher;
 
 const SEED_PEOPLE: usize = 300;
 /// Rebuild the people once imports have added this many.

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::jobs::parse_job;
-use shared::ws::{ClientFrame, MAX_MESSAGE_BYTES, ServerMessage, parse_frame};
+use people_app::jobs::parse_job;
+use people_app::ws::{ClientFrame, MAX_MESSAGE_BYTES, ServerMessage, parse_frame};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

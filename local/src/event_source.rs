@@ -22,8 +22,8 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
+use people_app::jobs::Worker;
 use serde_json::{Map, Value, json};
-use shared::jobs::Worker;
 
 use crate::invoke::Invoker;
 
@@ -34,13 +34,13 @@ pub const LONG_POLL: Duration = Duration::from_secs(20);
 
 /// An SQS client for the event source: `sdk`'s, with timeouts that let a
 /// long poll run its course. The SDK's usual attempt timeout (3 s,
-/// `shared::config::sdk_timeouts`) would cut every idle poll short, and a
+/// `people_aws::sdk::sdk_timeouts`) would cut every idle poll short, and a
 /// poll given up on by the client can still take a message at the server
 /// and answer nobody: that message then stays invisible for the whole
 /// visibility timeout (6 minutes for the jobs queue) before anyone sees it.
 pub fn client(sdk: &aws_config::SdkConfig) -> Client {
     let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-        .connect_timeout(shared::config::SDK_CONNECT_TIMEOUT)
+        .connect_timeout(people_aws::sdk::SDK_CONNECT_TIMEOUT)
         .operation_attempt_timeout(LONG_POLL + Duration::from_secs(5))
         .operation_timeout(LONG_POLL + Duration::from_secs(10))
         .build();

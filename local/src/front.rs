@@ -18,9 +18,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use chrono::Utc;
+use people_aws::template::{HttpRoute, Template, TemplateError};
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
-use shared::template::{HttpRoute, Template, TemplateError};
 
 use crate::invoke::{FunctionNames, Invoker};
 

@@ -17,7 +17,7 @@ pub enum FunctionNames {
 }
 
 impl FunctionNames {
-    pub fn of<'a>(&self, function: &'a shared::template::FunctionRef) -> &'a str {
+    pub fn of<'a>(&self, function: &'a people_aws::template::FunctionRef) -> &'a str {
         match self {
             FunctionNames::Binary => &function.binary,
             FunctionNames::LogicalId => &function.logical_id,

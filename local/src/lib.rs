@@ -20,11 +20,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-use shared::adapters::hub::ConnectionHub;
-use shared::api::{self, ApiError, PeopleWriter, QueryApi};
-use shared::jobs::{Enqueuer, ProcessError, Worker, process};
-use shared::wiring::{Jobs, People};
-use shared::ws::{Pusher, WsApi};
+use people_app::jobs::{Enqueuer, ProcessError, Worker, process};
+use people_app::memory::hub::ConnectionHub;
+use people_app::ws::{Pusher, WsApi};
+use people_aws::wiring::{Jobs, People};
+use people_http::{self as api, ApiError, PeopleWriter, QueryApi};
 use tokio::net::TcpListener;
 
 /// Largest request body the local server reads, as API Gateway's payload
@@ -55,7 +55,7 @@ pub struct App {
 impl App {
     /// The APIs over `people` and `jobs`; `pusher` reaches the sockets of
     /// `hub`, in process or through the Management API that this server
-    /// serves (`shared::wiring::open_pusher`).
+    /// serves (`people_aws::wiring::open_pusher`).
     pub fn new(people: &People, jobs: &Jobs, pusher: Pusher, hub: Arc<ConnectionHub>) -> Self {
         // The local server has no authorizer: every caller is anonymous,
         // and may write (turned off with `with_anonymous_writes(false)`).
@@ -118,7 +118,7 @@ impl App {
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         match &self.front {
             Some(front) => front.websocket(event).await,
-            None => shared::ws::handle(&self.ws, event).await,
+            None => people_app::ws::handle(&self.ws, event).await,
         }
     }
 
@@ -147,7 +147,7 @@ impl App {
 /// Installs the process-wide Prometheus recorder (once per process).
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-    shared::telemetry::describe();
+    people_app::telemetry::describe();
     // Histograms buffer every sample until upkeep drains them into their
     // summaries: without it, memory grows with every request.
     let upkeep = handle.clone();
@@ -315,14 +315,14 @@ pub fn start_workers(
 
 /// Runs the sweeper every `every`, as the scheduled sweeper Lambda runs on
 /// AWS: a request whose last delivery died stays `processing` until it
-/// ends it (`shared::jobs::sweep`).
+/// ends it (`people_app::jobs::sweep`).
 pub fn start_sweeper(
     jobs: &Jobs,
     pusher: &Pusher,
     every: std::time::Duration,
     stuck_after: std::time::Duration,
 ) {
-    let sweeper = shared::jobs::Sweeper {
+    let sweeper = people_app::jobs::Sweeper {
         requests: Arc::clone(&jobs.requests),
         pusher: pusher.clone(),
         stuck_after,
@@ -332,7 +332,7 @@ pub fn start_sweeper(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if let Err(e) = shared::jobs::sweep(&sweeper, chrono::Utc::now()).await {
+            if let Err(e) = people_app::jobs::sweep(&sweeper, chrono::Utc::now()).await {
                 tracing::warn!(error = ?e, "sweep failed; the next one will try again");
             }
         }
@@ -398,12 +398,12 @@ pub async fn stop(
 /// Fails the request of a message body for the shutdown and pushes that;
 /// whether this call finished it.
 async fn fail_for_shutdown(jobs: &Jobs, pusher: &Pusher, body: &str, reason: &str) -> bool {
-    let Ok(message) = serde_json::from_str::<shared::jobs::JobMessage>(body) else {
+    let Ok(message) = serde_json::from_str::<people_app::jobs::JobMessage>(body) else {
         tracing::warn!("a message that is not ours was left in the queue at shutdown");
         return false;
     };
     let id = &message.request_id;
-    let outcome = shared::ports::Outcome::Failed(shared::jobs::JobError {
+    let outcome = people_app::ports::Outcome::Failed(people_app::jobs::JobError {
         code: "shutdown".into(),
         message: reason.into(),
     });
@@ -428,7 +428,7 @@ async fn fail_for_shutdown(jobs: &Jobs, pusher: &Pusher, body: &str, reason: &st
 pub async fn start_event_source(
     people: &People,
     jobs: &Jobs,
-    jobs_config: &shared::config::JobsConfig,
+    jobs_config: &people_app::config::JobsConfig,
     pusher: &Pusher,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let Some(queue_url) = &jobs_config.queue_url else {
@@ -451,8 +451,8 @@ pub async fn spawn_event_source(
     concurrency: usize,
     target: Arc<dyn event_source::BatchTarget>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let mapping = shared::template::Template::built_in().sqs_event_source()?;
-    let sqs = event_source::client(&shared::config::aws_config().await);
+    let mapping = people_aws::template::Template::built_in().sqs_event_source()?;
+    let sqs = event_source::client(&people_aws::sdk::aws_config().await);
     let source = event_source::EventSource {
         sqs,
         queue_url: queue_url.to_owned(),
@@ -500,10 +500,11 @@ async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
         match bearer(req.headers()) {
             Some(token) => match verifier.verify(token).await {
                 Ok(token) => {
-                    req.extensions_mut().insert(shared::access::Caller::User {
-                        sub: token.sub,
-                        scopes: token.scopes,
-                    });
+                    req.extensions_mut()
+                        .insert(people_app::access::Caller::User {
+                            sub: token.sub,
+                            scopes: token.scopes,
+                        });
                 }
                 Err(reason) => {
                     tracing::info!(reason = reason.code(), "token refused");

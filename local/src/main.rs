@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use shared::config::{JobsConfig, PeopleConfig, StorageType};
-use shared::jsonl as load;
-use shared::search::Refresh;
-use shared::wiring::{Start, open_jobs, open_people, open_people_from, open_pusher};
+use people_app::config::{JobsConfig, PeopleConfig, StorageType};
+use people_app::index::Refresh;
+use people_aws::wiring::{Start, open_jobs, open_people, open_people_from, open_pusher};
+use people_core::jsonl as load;
 
 #[derive(Parser)]
 #[command(about = "Run the people directory locally with in-memory backends")]
@@ -188,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
     let jobs = open_jobs(&jobs_config)
         .await
         .context("opening the request store and queue")?;
-    let hub = Arc::new(shared::adapters::hub::ConnectionHub::new());
+    let hub = Arc::new(people_app::memory::hub::ConnectionHub::new());
     let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub)))
         .await
         .context("opening the connection store and notifier")?;
@@ -203,14 +203,14 @@ async fn main() -> anyhow::Result<()> {
         &jobs,
         &pusher,
         Duration::from_secs(60),
-        shared::jobs::Sweeper::stuck_after(
+        people_app::jobs::Sweeper::stuck_after(
             jobs_config.max_receives,
-            shared::adapters::sqs::VISIBILITY_TIMEOUT,
+            people_app::jobs::wire::VISIBILITY_TIMEOUT,
         ),
     );
     // QUEUE_TYPE=sqs: the queue is consumed here, as Lambda's event source
     // mapping would hand it to the processor.
-    if jobs_config.queue == shared::config::QueueType::Sqs {
+    if jobs_config.queue == people_app::config::QueueType::Sqs {
         local::start_event_source(&people, &jobs, &jobs_config, &pusher)
             .await
             .context("starting the SQS event source")?;
@@ -275,7 +275,7 @@ async fn front(
     functions: &str,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Result<()> {
-    use shared::template::Template;
+    use people_aws::template::Template;
     let invoker = local::invoke::Invoker::new(functions, Duration::from_secs(args.invoke_timeout))
         .context("building the invoke API client")?;
     let template = Template::built_in();
@@ -290,7 +290,7 @@ async fn front(
     let people = open_people(&people_config, None, Refresh::Background).await?;
     let jobs_config = JobsConfig::from_lookup(|_| None)?;
     let jobs = open_jobs(&jobs_config).await?;
-    let hub = Arc::new(shared::adapters::hub::ConnectionHub::new());
+    let hub = Arc::new(people_app::memory::hub::ConnectionHub::new());
     let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub))).await?;
     eprintln!(
         "front mode: the functions at {functions} (named by {:?})",

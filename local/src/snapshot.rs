@@ -1,4 +1,4 @@
-//! `--snapshot FILE`: the local server's index image (`shared::search`'s
+//! `--snapshot FILE`: the local server's index image (`people_core::search`'s
 //! image format). Read at start when the file exists; written every
 //! `--snapshot-every` seconds when the index changed, and once more at
 //! shutdown after the last jobs finished, each time atomically (a
@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use shared::search::{ImageHeader, IndexImage, Snapshot, load_file, save_file};
-use shared::wiring::People;
+use people_aws::wiring::People;
+use people_core::search::{ImageHeader, IndexImage, Snapshot, load_file, save_file};
 
 /// Reads the image at `path`, `None` when there is no such file. A file
 /// that is there but unreadable is an error: starting empty and then

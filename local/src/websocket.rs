@@ -1,7 +1,7 @@
 //! API Gateway's WebSocket side, emulated: real WebSocket connections at
 //! `/ws` become the events a WebSocket Lambda receives (`$connect`, one
 //! event per frame with the route chosen by its `action`, `$disconnect`),
-//! handled by the same `shared::ws::handle`; and the Management API at
+//! handled by the same `people_app::ws::handle`; and the Management API at
 //! `/@connections/{id}` (POST, GET, DELETE; 410 for an unknown connection),
 //! so the production notifier can push through it.
 
@@ -16,10 +16,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{SinkExt, StreamExt};
+use people_app::memory::hub::{ConnectionInfo, Outgoing};
+use people_app::ports::{Notifier, NotifyError};
+use people_app::ws::MAX_MESSAGE_BYTES;
 use serde_json::{Value, json};
-use shared::adapters::hub::{ConnectionInfo, Outgoing};
-use shared::ports::{Notifier, NotifyError};
-use shared::ws::MAX_MESSAGE_BYTES;
 
 use crate::App;
 
@@ -134,7 +134,7 @@ async fn connection(
 ) {
     let (mut sink, mut frames) = socket.split();
     let mut outbox = app.hub.register(&connection_id, info.clone());
-    metrics::gauge!(shared::telemetry::WS_CONNECTIONS).increment(1.0);
+    metrics::gauge!(people_app::telemetry::WS_CONNECTIONS).increment(1.0);
     let mut writer = tokio::spawn(async move {
         while let Some(out) = outbox.recv().await {
             let message = match out {
@@ -195,7 +195,7 @@ async fn connection(
         }
     }
     app.hub.unregister(&connection_id);
-    metrics::gauge!(shared::telemetry::WS_CONNECTIONS).decrement(1.0);
+    metrics::gauge!(people_app::telemetry::WS_CONNECTIONS).decrement(1.0);
     writer.abort();
     let event = event_as(
         &connection_id,

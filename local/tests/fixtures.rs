@@ -4,19 +4,18 @@
 //! (values and the names inside headers and parameters may differ).
 
 #[allow(dead_code)] // the DynamoDB helpers: only SQS is used here
-#[path = "../../shared/tests/support/moto.rs"]
-mod moto;
+use people_testkit::moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use axum::http::{HeaderMap, Request};
+use people_app::jobs::{Job, JobMessage};
+use people_app::memory::hub::ConnectionInfo;
+use people_app::ports::JobQueue;
+use people_aws::sqs::{SqsQueue, create_queues};
 use serde_json::Value;
-use shared::adapters::hub::ConnectionInfo;
-use shared::adapters::sqs::{SqsQueue, create_queues};
-use shared::jobs::{Job, JobMessage};
-use shared::ports::JobQueue;
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,7 +219,9 @@ async fn sqs_events_have_the_fixtures_shape() {
 /// The routes the WebSocket emulation selects on are template.yaml's.
 #[test]
 fn the_websocket_routes_are_the_templates() {
-    let ws = shared::template::Template::built_in().websocket().unwrap();
+    let ws = people_aws::template::Template::built_in()
+        .websocket()
+        .unwrap();
     let mut declared: Vec<&str> = ws
         .routes
         .iter()
@@ -238,7 +239,7 @@ fn the_websocket_routes_are_the_templates() {
 /// events, each once, and the document lists exactly those paths and methods.
 #[test]
 fn the_openapi_routes_are_the_templates() {
-    let template = shared::template::Template::built_in();
+    let template = people_aws::template::Template::built_in();
     let mut declared: Vec<String> = template
         .http_routes()
         .unwrap()
@@ -246,13 +247,13 @@ fn the_openapi_routes_are_the_templates() {
         .map(|r| r.route_key())
         .collect();
     declared.sort();
-    let mut described: Vec<String> = shared::api::openapi::ROUTES
+    let mut described: Vec<String> = people_http::openapi::ROUTES
         .iter()
         .map(|(m, p)| format!("{m} {p}"))
         .collect();
     described.sort();
     assert_eq!(declared, described);
-    let doc = shared::api::openapi::document();
+    let doc = people_http::openapi::document();
     assert_eq!(doc["openapi"], "3.1.0");
     let mut in_doc: Vec<String> = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -306,7 +307,7 @@ fn the_watch_router_is_the_templates() {
         }
     }
     routed.sort();
-    let mut declared: Vec<(String, String)> = shared::template::Template::built_in()
+    let mut declared: Vec<(String, String)> = people_aws::template::Template::built_in()
         .http_routes()
         .unwrap()
         .into_iter()

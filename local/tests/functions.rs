@@ -12,8 +12,7 @@
 //! one scripts/python-tools.sh installs into .venv.
 
 #[allow(dead_code)] // the DynamoDB client helpers: admin makes the tables here
-#[path = "../../shared/tests/support/moto.rs"]
-mod moto;
+use people_testkit::moto;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -591,7 +590,7 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
     // deploy). It reaches the dead-letter queue like the other, and on its
     // last receive the processor fails the request and pushes that, so its
     // subscriber learns and the request does not stay queued.
-    let requests = shared::adapters::dynamodb_requests::DynamoRequestStore::new(
+    let requests = people_aws::dynamodb_requests::DynamoRequestStore::new(
         moto::client(),
         format!("{run}-requests"),
     );
@@ -601,12 +600,12 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
         std::process::id(),
         free_port()
     );
-    let record = shared::jobs::RequestRecord::queued(
+    let record = people_app::jobs::RequestRecord::queued(
         unreadable_id.clone(),
-        shared::jobs::JobKind::Report,
+        people_app::jobs::JobKind::Report,
         chrono::Utc::now(),
     );
-    shared::ports::RequestStore::create(&requests, &record, None)
+    people_app::ports::RequestStore::create(&requests, &record, None)
         .await
         .unwrap();
     send(

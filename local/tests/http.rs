@@ -7,13 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use people_core::domain::Person;
+use people_core::text::{fold, split_words};
 use serde_json::Value;
-use shared::domain::Person;
-use shared::text::{fold, split_words};
 use support::{PEOPLE, Server};
 
 fn people() -> Vec<Person> {
-    shared::datagen::generate(PEOPLE, 9).collect()
+    people_core::datagen::generate(PEOPLE, 9).collect()
 }
 
 fn ids(body: &Value) -> Vec<String> {
@@ -869,7 +869,7 @@ async fn the_page_and_the_openapi_document_are_served_with_their_types() {
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     // Every route the document lists answers something other than "no route".
-    for (method, path) in shared::api::openapi::ROUTES {
+    for (method, path) in people_http::openapi::ROUTES {
         let path = path.replace("{id}", "nobody").replace("{file}", "app.js");
         let r = client
             .request(method.parse().unwrap(), format!("{}{path}", server.base))
@@ -1422,7 +1422,7 @@ async fn every_route_answers_as_the_served_openapi_document_says() {
         assert!(documented.contains_key(essence), "{path}: {content_type}");
     }
     // Every JSON route was seen answering a success and an error.
-    for (method, path) in shared::api::openapi::ROUTES {
+    for (method, path) in people_http::openapi::ROUTES {
         let route = format!("{method} {path}");
         if matches!(*path, "/" | "/openapi.json") {
             continue;

@@ -324,7 +324,7 @@ async fn a_result_too_large_for_one_message_is_replaced_by_where_to_fetch_it() {
     assert_eq!(result["result_url"], format!("/requests/{id}"));
     let stored = server.finished(&id).await;
     assert_eq!(stored["result"]["rejected"].as_array().unwrap().len(), 1000);
-    assert!(stored["result"].to_string().len() > shared::ws::MAX_MESSAGE_BYTES);
+    assert!(stored["result"].to_string().len() > people_app::ws::MAX_MESSAGE_BYTES);
     server.shutdown().await;
 }
 
@@ -390,7 +390,7 @@ async fn the_management_api_answers_like_api_gateway() {
         .post_to_connection()
         .connection_id(&id)
         .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
-            vec![b'x'; shared::ws::MAX_MESSAGE_BYTES + 1],
+            vec![b'x'; people_app::ws::MAX_MESSAGE_BYTES + 1],
         ))
         .send()
         .await

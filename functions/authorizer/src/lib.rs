@@ -6,7 +6,7 @@
 //! WebSocket) or an `Authorization: Bearer` header, is verified against the
 //! issuer's JWKS (`JWT_ISSUER`, `JWT_AUDIENCE`), and the answer is an IAM
 //! policy: Allow on the route with the token's `sub` and its scopes
-//! (`scope`, space separated, as `shared::access::Caller::from_ws_authorizer`
+//! (`scope`, space separated, as `people_app::access::Caller::from_ws_authorizer`
 //! reads them) in the context, or Deny. The handler never fails: whatever goes wrong is a Deny, and the
 //! reason is only logged.
 

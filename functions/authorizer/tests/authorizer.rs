@@ -278,7 +278,7 @@ async fn valid_rs256_token_in_the_query_string_is_allowed_with_its_sub() {
     assert_eq!(effect(&response), "Allow");
     assert_eq!(answer["principalId"], "user-42");
     // The scopes go to the context too: a `process` of an import needs
-    // people:write (shared::access).
+    // people:write (people_app::access).
     assert_eq!(
         answer["context"],
         json!({"sub": "user-42", "scope": "people:read people:write"})

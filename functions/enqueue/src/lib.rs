@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use shared::access::Caller;
-use shared::api::{self, PeopleWriter};
-use shared::jobs::Enqueuer;
+use people_app::access::Caller;
+use people_app::jobs::Enqueuer;
+use people_http::{self as api, PeopleWriter};
 
 /// What the function's routes need.
 pub struct Writes {

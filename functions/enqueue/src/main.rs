@@ -3,15 +3,15 @@
 
 use lambda_http::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run_http;
-use shared::api::PeopleWriter;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::jobs::Enqueuer;
-use shared::wiring::{open_jobs, open_people_store};
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::jobs::Enqueuer;
+use people_aws::wiring::{open_jobs, open_people_store};
+use people_http::PeopleWriter;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("enqueue")?;
+    let metrics = people_http::lambda::init_metrics("enqueue")?;
     let jobs = open_jobs(&JobsConfig::from_env()?).await?;
     let anonymous_writes = jobs.anonymous_writes;
     let deps = enqueue::Writes {

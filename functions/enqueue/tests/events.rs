@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use lambda_http::{Body, Request};
+use people_app::jobs::{Enqueuer, JobMessage, RequestStatus};
+use people_app::memory::{MemoryQueue, MemoryRequestStore};
+use people_app::ports::RequestStore;
 use serde_json::Value;
-use shared::adapters::memory::{MemoryQueue, MemoryRequestStore};
-use shared::jobs::{Enqueuer, JobMessage, RequestStatus};
-use shared::ports::RequestStore;
 
 const REPORT: &str = include_str!("../../../events/enqueue-report.json");
 const BAD_KIND: &str = include_str!("../../../events/enqueue-bad-kind.json");
@@ -205,15 +205,12 @@ const PUT_PERSON: &str = include_str!("../../../events/enqueue-put-person.json")
 const PUT_INVALID: &str = include_str!("../../../events/enqueue-put-person-invalid.json");
 const DELETE_PERSON: &str = include_str!("../../../events/enqueue-delete-person.json");
 
-fn writes() -> (
-    enqueue::Writes,
-    Arc<shared::adapters::memory::MemoryPeopleStore>,
-) {
+fn writes() -> (enqueue::Writes, Arc<people_app::memory::MemoryPeopleStore>) {
     let (enqueue, _, _) = deps();
-    let store = Arc::new(shared::adapters::memory::MemoryPeopleStore::new());
+    let store = Arc::new(people_app::memory::MemoryPeopleStore::new());
     let writes = enqueue::Writes {
         enqueue,
-        people: shared::api::PeopleWriter {
+        people: people_http::PeopleWriter {
             store: store.clone(),
             index: None,
             anonymous_writes: true,
@@ -238,8 +235,8 @@ async fn call_writes(deps: &enqueue::Writes, json: &str) -> (u16, Option<Value>)
 /// change feed carries the tombstone for the query function's index.
 #[tokio::test]
 async fn a_person_is_put_replaced_and_deleted_through_api_gateway_events() {
-    use shared::domain::Change;
-    use shared::ports::PeopleStore;
+    use people_app::ports::PeopleStore;
+    use people_core::domain::Change;
     let (deps, store) = writes();
     let v0 = store.latest_version().await.unwrap();
 
@@ -294,7 +291,7 @@ fn with_token(json: &str, sub: &str, scopes: &[&str]) -> String {
 /// caller without a token writes only where anonymous writes are on.
 #[tokio::test]
 async fn writing_a_person_needs_the_write_scope() {
-    use shared::ports::PeopleStore;
+    use people_app::ports::PeopleStore;
     let (mut deps, store) = writes();
     for fixture in [PUT_PERSON, DELETE_PERSON] {
         // GIVEN a token that may only read WHEN it writes THEN 403

@@ -1,12 +1,12 @@
 //! The index-writer Lambda, run by an EventBridge schedule: catches its
 //! index up with the people table's feed and writes a new index image to
-//! the bucket when one is due (`shared::image_writer`). A failed run fails
+//! the bucket when one is due (`people_aws::image_writer`). A failed run fails
 //! the invocation; the next scheduled run tries again, and until then the
 //! functions start from the previous image.
 
 use lambda_runtime::{Error, LambdaEvent};
+use people_aws::image_writer::{ImageWriter, Run};
 use serde_json::{Value, json};
-use shared::image_writer::{ImageWriter, Run};
 
 /// Handles one scheduled event (its content is not needed); answers what
 /// the run did.

@@ -3,15 +3,16 @@
 
 use lambda_runtime::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run;
-use shared::adapters::s3::S3ImageStore;
-use shared::config::{PeopleConfig, aws_config};
-use shared::image_writer::{ImageWriter, WritePolicy};
-use shared::wiring::{open_people_store, s3_client};
+use people_app::config::PeopleConfig;
+use people_aws::image_writer::{ImageWriter, WritePolicy};
+use people_aws::s3::S3ImageStore;
+use people_aws::sdk::aws_config;
+use people_aws::wiring::{open_people_store, s3_client};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("index-writer")?;
+    let metrics = people_http::lambda::init_metrics("index-writer")?;
     let config = PeopleConfig::from_env()?;
     let policy = WritePolicy::from_lookup(|k| std::env::var(k).ok())?;
     let bucket = config

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Error, LambdaEvent};
-use shared::jobs::{MIN_TIME_LEFT, Worker, process};
-use shared::ports::Redelivery;
+use people_app::jobs::{MIN_TIME_LEFT, Worker, process};
+use people_app::ports::Redelivery;
 use tracing::Instrument;
 
 /// The handler without a way to hand messages back (tests, emulators):

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use lambda_runtime::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::jobs::Worker;
-use shared::search::Refresh;
-use shared::wiring::{open_jobs, open_people, open_pusher, open_redelivery};
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::index::Refresh;
+use people_app::jobs::Worker;
+use people_aws::wiring::{open_jobs, open_people, open_pusher, open_redelivery};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("processor")?;
+    let metrics = people_http::lambda::init_metrics("processor")?;
     let people = open_people(&PeopleConfig::from_env()?, None, Refresh::Inline).await?;
     let jobs_config = JobsConfig::from_env()?;
     let jobs = open_jobs(&jobs_config).await?;

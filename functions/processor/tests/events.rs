@@ -6,13 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use shared::adapters::memory::MemoryRequestStore;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::domain::PeopleFilter;
-use shared::jobs::{JobKind, RequestRecord, RequestStatus, Worker};
-use shared::ports::RequestStore;
-use shared::search::PageStart;
-use shared::wiring::open_people;
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::jobs::{JobKind, RequestRecord, RequestStatus, Worker};
+use people_app::memory::MemoryRequestStore;
+use people_app::ports::RequestStore;
+use people_aws::wiring::open_people;
+use people_core::domain::PeopleFilter;
+use people_core::search::PageStart;
 
 const REPORT_ID: &str = "0b0e5f8c-6f7e-4c7a-9f57-2d0f4b1c9a11";
 const IMPORT_ID: &str = "5d3c2a1b-8e9f-4a0b-b1c2-d3e4f5a6b7c8";
@@ -31,12 +31,12 @@ async fn worker() -> (Worker, Arc<MemoryRequestStore>) {
         requests.create(&record, None).await.unwrap();
     }
     let worker = Worker {
-        people: open_people(&config, None, shared::search::Refresh::Inline)
+        people: open_people(&config, None, people_app::index::Refresh::Inline)
             .await
             .unwrap(),
         requests: requests.clone(),
         max_receives: 3,
-        pusher: shared::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
+        pusher: people_aws::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
             .await
             .unwrap(),
     };
@@ -176,8 +176,11 @@ async fn too_close_to_the_deadline_the_message_goes_back_until_the_last_receive(
 struct Handback(std::sync::Mutex<Vec<String>>);
 
 #[async_trait::async_trait]
-impl shared::ports::Redelivery for Handback {
-    async fn release(&self, receipt_handles: &[String]) -> Result<(), shared::ports::QueueError> {
+impl people_app::ports::Redelivery for Handback {
+    async fn release(
+        &self,
+        receipt_handles: &[String],
+    ) -> Result<(), people_app::ports::QueueError> {
         self.0.lock().unwrap().extend_from_slice(receipt_handles);
         Ok(())
     }
@@ -235,7 +238,7 @@ async fn a_message_for_an_unknown_request_is_not_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_writes_its_metrics_in_embedded_metric_format() {
     // The one recorder of this test binary; other tests' jobs count too.
-    let collector = shared::lambda::init_metrics("processor").unwrap();
+    let collector = people_http::lambda::init_metrics("processor").unwrap();
     let (worker, _) = worker().await;
     let response = run(&worker, event(REPORT), 60).await;
     assert!(failed_ids(&response).is_empty());
@@ -253,7 +256,7 @@ async fn an_invocation_writes_its_metrics_in_embedded_metric_format() {
     assert!(completed["jobs_total"].as_f64().unwrap() >= 1.0);
     assert_eq!(completed["function"], "processor");
     let directive = &completed["_aws"]["CloudWatchMetrics"][0];
-    assert_eq!(directive["Namespace"], shared::lambda::NAMESPACE);
+    assert_eq!(directive["Namespace"], people_http::lambda::NAMESPACE);
     assert!(
         directive["Dimensions"][0]
             .as_array()

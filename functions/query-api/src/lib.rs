@@ -4,11 +4,11 @@
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use shared::access::Caller;
-use shared::api::{self, QueryApi};
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::search::Refresh;
-use shared::wiring::{open_people, open_requests};
+use people_app::access::Caller;
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::index::Refresh;
+use people_aws::wiring::{open_people, open_requests};
+use people_http::{self as api, QueryApi};
 
 /// Builds the query API once per cold start: the people store chosen by
 /// the environment, and the index built from it.

@@ -2,12 +2,12 @@
 
 use lambda_http::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run_http;
-use shared::config::{JobsConfig, PeopleConfig};
+use people_app::config::{JobsConfig, PeopleConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("query-api")?;
+    let metrics = people_http::lambda::init_metrics("query-api")?;
     let api = query_api::init(&PeopleConfig::from_env()?, &JobsConfig::from_env()?).await?;
     run_http(metrics, |event| query_api::handler(&api, event)).await
 }

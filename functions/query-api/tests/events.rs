@@ -2,11 +2,11 @@
 //! lambda_http delivers them.
 
 use lambda_http::{Body, Request, Response};
+use people_app::config::{JobsConfig, PeopleConfig, StorageType};
+use people_core::domain::Person;
+use people_core::text::{fold, split_words};
+use people_http::QueryApi;
 use serde_json::Value;
-use shared::api::QueryApi;
-use shared::config::{JobsConfig, PeopleConfig, StorageType};
-use shared::domain::Person;
-use shared::text::{fold, split_words};
 
 const PEOPLE: usize = 3_000;
 
@@ -38,7 +38,7 @@ async fn call(api: &QueryApi, json: &str) -> (u16, Value, Response<Body>) {
 }
 
 fn people() -> Vec<Person> {
-    shared::datagen::generate(PEOPLE, 42).collect()
+    people_core::datagen::generate(PEOPLE, 42).collect()
 }
 
 fn sorted_ids(mut hits: Vec<&Person>) -> Vec<String> {
@@ -172,7 +172,7 @@ async fn wrong_method_is_a_405_with_allow() {
 /// same answer as for an id that does not exist; each reads its own.
 #[tokio::test]
 async fn a_request_is_readable_by_its_owner_only() {
-    use shared::jobs::{JobKind, RequestRecord};
+    use people_app::jobs::{JobKind, RequestRecord};
     let api = api().await;
     let mine = RequestRecord::queued(
         "11111111-aaaa-4000-8000-000000000001".into(),

@@ -1,12 +1,12 @@
 //! The sweeper Lambda, run by an EventBridge schedule: ends the requests
 //! stuck in `processing` that no delivery will finish (see
-//! `shared::jobs::sweep`). A storage error fails the invocation, and the
+//! `people_app::jobs::sweep`). A storage error fails the invocation, and the
 //! next scheduled run tries again.
 
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
+use people_app::jobs::{Sweeper, sweep};
 use serde_json::{Value, json};
-use shared::jobs::{Sweeper, sweep};
 
 /// Handles one scheduled event (its content is not needed: "now" is when
 /// it runs); answers what the run did.

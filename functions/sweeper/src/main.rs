@@ -2,15 +2,15 @@
 
 use lambda_runtime::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run;
-use shared::adapters::sqs::VISIBILITY_TIMEOUT;
-use shared::config::JobsConfig;
-use shared::jobs::Sweeper;
-use shared::wiring::{open_pusher, open_requests};
+use people_app::config::JobsConfig;
+use people_app::jobs::Sweeper;
+use people_app::jobs::wire::VISIBILITY_TIMEOUT;
+use people_aws::wiring::{open_pusher, open_requests};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("sweeper")?;
+    let metrics = people_http::lambda::init_metrics("sweeper")?;
     let config = JobsConfig::from_env()?;
     let sweeper = Sweeper {
         requests: open_requests(&config).await?,

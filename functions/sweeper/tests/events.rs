@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use shared::adapters::memory::MemoryRequestStore;
-use shared::config::JobsConfig;
-use shared::jobs::{JobKind, RequestRecord, RequestStatus, Sweeper};
-use shared::ports::{RequestStore, Started};
+use people_app::config::JobsConfig;
+use people_app::jobs::{JobKind, RequestRecord, RequestStatus, Sweeper};
+use people_app::memory::MemoryRequestStore;
+use people_app::ports::{RequestStore, Started};
 
 const SCHEDULED: &str = include_str!("../../../events/scheduled.json");
 
@@ -32,7 +32,7 @@ async fn a_scheduled_run_fails_the_stuck_requests_only() {
     }
     let sweeper = Sweeper {
         requests: requests.clone(),
-        pusher: shared::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
+        pusher: people_aws::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
             .await
             .unwrap(),
         stuck_after: Duration::from_secs(3 * 360),

@@ -2,15 +2,15 @@
 
 use lambda_runtime::Error;
 use metrics_cloudwatch_embedded::lambda::handler::run;
-use shared::config::JobsConfig;
-use shared::jobs::Enqueuer;
-use shared::wiring::{open_jobs, open_pusher};
-use shared::ws::WsApi;
+use people_app::config::JobsConfig;
+use people_app::jobs::Enqueuer;
+use people_app::ws::WsApi;
+use people_aws::wiring::{open_jobs, open_pusher};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let metrics = shared::lambda::init_metrics("websocket")?;
+    let metrics = people_http::lambda::init_metrics("websocket")?;
     let config = JobsConfig::from_env()?;
     let jobs = open_jobs(&config).await?;
     let api = WsApi {

@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::memory::connections::MemoryConnectionStore;
+use people_app::memory::hub::ConnectionHub;
+use people_app::ports::Notifier;
+use people_app::ws::Pusher;
+use people_aws::apigw::ManagementApiNotifier;
+use people_aws::wiring::{Jobs, People, open_jobs, open_people};
 use serde_json::Value;
-use shared::adapters::apigw::ManagementApiNotifier;
-use shared::adapters::hub::ConnectionHub;
-use shared::adapters::memory_connections::MemoryConnectionStore;
-use shared::config::{JobsConfig, PeopleConfig};
-use shared::ports::Notifier;
-use shared::wiring::{Jobs, People, open_jobs, open_people};
-use shared::ws::Pusher;
 use tokio::sync::oneshot;
 
 pub const PEOPLE: usize = 2_000;
@@ -53,11 +53,11 @@ impl Server {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        let table = shared::jsonl::generated(PEOPLE, 9, &mut |_| {});
+        let table = people_core::jsonl::generated(PEOPLE, 9, &mut |_| {});
         let people = open_people(
             &PeopleConfig::from_lookup(|_| None).unwrap(),
             Some(table),
-            shared::search::Refresh::Background,
+            people_app::index::Refresh::Background,
         )
         .await
         .unwrap();

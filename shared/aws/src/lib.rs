@@ -1,0 +1,16 @@
+//! People directory AWS adapters: DynamoDB (people, requests,
+//! connections), SQS (the job queue), S3 (index images) and the API
+//! Gateway Management API (pushes), and the start-up that picks memory or
+//! AWS adapters from the environment (`wiring`).
+
+pub mod apigw;
+pub mod dynamodb;
+pub mod dynamodb_connections;
+pub mod dynamodb_requests;
+pub mod image_writer;
+pub mod s3;
+pub mod sdk;
+pub mod sqs;
+#[cfg(feature = "template")]
+pub mod template;
+pub mod wiring;

@@ -1,0 +1,5 @@
+//! What the tests of several crates share: a moto server on 127.0.0.1
+//! (DynamoDB, SQS, S3 and the API Gateway Management API on one port),
+//! started once per test process.
+
+pub mod moto;
