@@ -34,7 +34,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub fn new(total_bytes: u64) -> Self {
+    pub(crate) fn new(total_bytes: u64) -> Self {
         Self {
             started: Instant::now(),
             total_bytes,
@@ -47,20 +47,20 @@ impl Counters {
         }
     }
 
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// People stored (written or found unchanged) per second so far.
-    pub fn people_per_sec(&self) -> f64 {
+    pub(crate) fn people_per_sec(&self) -> f64 {
         let stored = Self::get(&self.written) + Self::get(&self.unchanged);
         stored as f64 / self.elapsed().as_secs_f64().max(1e-9)
     }
@@ -126,7 +126,7 @@ impl Screen {
 
     /// Shows `counters` until the returned display is finished: a bar if
     /// stderr is a terminal, plain lines otherwise.
-    pub fn show(&self, counters: Arc<Counters>) -> Display {
+    pub(crate) fn show(&self, counters: Arc<Counters>) -> Display {
         let (stop, mut stopped) = watch::channel(false);
         let bar = std::io::stderr().is_terminal().then(|| new_bar(&counters));
         self.set_bar(bar.clone());
@@ -191,7 +191,7 @@ pub(crate) struct Display {
 }
 
 impl Display {
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.screen.set_bar(None);

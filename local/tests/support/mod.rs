@@ -16,9 +16,9 @@ use people_aws::wiring::{Jobs, People, open_jobs, open_people};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub const PEOPLE: usize = 2_000;
+pub(crate) const PEOPLE: usize = 2_000;
 
-pub struct Options {
+pub(crate) struct Options {
     /// Worker tasks started with the server (more can start later).
     pub workers: usize,
     /// Push through the Management API that the server itself serves,
@@ -35,7 +35,7 @@ impl Default for Options {
     }
 }
 
-pub struct Server {
+pub(crate) struct Server {
     pub base: String,
     pub addr: SocketAddr,
     pub people: People,
@@ -48,11 +48,11 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(Options::default()).await
     }
 
-    pub async fn start_with(options: Options) -> Self {
+    pub(crate) async fn start_with(options: Options) -> Self {
         let table = people_core::jsonl::generated(PEOPLE, 9, &mut |_| {});
         let people = open_people(
             &PeopleConfig::from_lookup(|_| None).unwrap(),
@@ -102,7 +102,7 @@ impl Server {
     }
 
     /// More workers on the server's queue.
-    pub fn start_workers(&self, workers: usize) {
+    pub(crate) fn start_workers(&self, workers: usize) {
         if workers > 0 {
             local::start_workers(
                 &self.people,
@@ -114,11 +114,11 @@ impl Server {
         }
     }
 
-    pub fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
     }
 
-    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path_and_query: &str) -> (u16, Value) {
         let response = reqwest::get(format!("{}{path_and_query}", self.base))
             .await
             .expect("server answers");
@@ -127,7 +127,7 @@ impl Server {
         (status, body)
     }
 
-    pub async fn post(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
         let mut request = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
@@ -142,7 +142,12 @@ impl Server {
 
     /// `PUT` or `DELETE` (`method`) on `path` with a JSON `body`; the
     /// status, and the JSON body if there is one (else null).
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+    ) -> (u16, Value) {
         let response = reqwest::Client::new()
             .request(method, format!("{}{path}", self.base))
             .header("content-type", "application/json")
@@ -161,7 +166,7 @@ impl Server {
     }
 
     /// Polls `GET /requests/{id}` until the request finishes.
-    pub async fn finished(&self, id: &str) -> Value {
+    pub(crate) async fn finished(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (status, body) = self.get(&format!("/requests/{id}")).await;
@@ -177,14 +182,14 @@ impl Server {
         }
     }
 
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
         self.done.await.unwrap().unwrap();
     }
 }
 
 /// The process-wide Prometheus recorder, installed by the first server.
-pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+pub(crate) fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
         std::sync::OnceLock::new();
     HANDLE
@@ -194,7 +199,7 @@ pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
 
 /// The AWS SDK's Management API client, pointed at the local server, with
 /// throwaway credentials (the local server does not check signatures).
-pub fn management_client(addr: SocketAddr) -> aws_sdk_apigatewaymanagement::Client {
+pub(crate) fn management_client(addr: SocketAddr) -> aws_sdk_apigatewaymanagement::Client {
     use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(BehaviorVersion::latest())

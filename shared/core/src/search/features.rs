@@ -91,7 +91,7 @@ pub struct ApproximateWord {
     pub matched: Vec<String>,
 }
 
-pub const MAX_SUGGESTIONS: usize = 5;
+pub(super) const MAX_SUGGESTIONS: usize = 5;
 
 /// Match ranges of one person, `[start, end)` in UTF-16 code units of
 /// the names as sent (what JavaScript's `String.prototype.slice` takes).

@@ -24,7 +24,7 @@ use crate::text;
 /// bitmaps. Each level costs about as much memory as the word index.
 const PREFIX_CHARS: usize = 3;
 
-pub struct Segment {
+pub(crate) struct Segment {
     table: PeopleTable,
     /// rank → row of `table`.
     by_rank: Vec<u32>,
@@ -164,7 +164,7 @@ impl<'a> Matches<'a> {
 }
 
 impl Segment {
-    pub fn build(table: PeopleTable) -> Self {
+    pub(crate) fn build(table: PeopleTable) -> Self {
         // Fold every distinct name once; real data has a few thousand.
         let names: Vec<(u32, &str)> = table.names.iter().collect();
         let folded_name: Vec<Box<str>> = names
@@ -334,11 +334,11 @@ impl Segment {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_rank.len()
     }
 
-    pub fn table(&self) -> &PeopleTable {
+    pub(crate) fn table(&self) -> &PeopleTable {
         &self.table
     }
 
@@ -385,7 +385,7 @@ impl Segment {
     /// hobbies for "any"; each hobby is its own clause for "all"). Clauses are
     /// applied smallest first, and a union is distributed over the running
     /// intersection when that is smaller than the union itself.
-    pub fn matches(&self, filter: &PeopleFilter) -> Matches<'_> {
+    pub(crate) fn matches(&self, filter: &PeopleFilter) -> Matches<'_> {
         let mut clauses: Vec<Vec<&RoaringBitmap>> = Vec::new();
         for word in &filter.words {
             let edits = if filter.typos {
@@ -480,7 +480,7 @@ impl Segment {
         )
     }
 
-    pub fn sort_key(&self, rank: u32) -> SortKey {
+    pub(crate) fn sort_key(&self, rank: u32) -> SortKey {
         let (last, first, id) = self.key_of_rank(rank);
         SortKey {
             last: last.to_owned(),
@@ -522,7 +522,7 @@ impl Segment {
     }
 
     /// Row of the table at `rank`, for aggregations over matches.
-    pub fn row_at(&self, rank: u32) -> u32 {
+    pub(crate) fn row_at(&self, rank: u32) -> u32 {
         self.by_rank[rank as usize]
     }
 }
