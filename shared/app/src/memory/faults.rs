@@ -1,6 +1,6 @@
 //! Fault injection through the ports: wrappers that pass every call to the
 //! adapter they wrap, except the calls they were told to fail. Used by the
-//! fault tests (`shared/aws/tests/faults.rs`) to play throttling, outages, slow
+//! fault tests (`shared/http/tests/http/faults.rs`) to play throttling, outages, slow
 //! calls and a worker that dies in the middle of a job.
 
 use std::collections::HashMap;

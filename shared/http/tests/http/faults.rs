@@ -9,15 +9,15 @@ use people_app::access::Caller;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use people_app::config::{JobsConfig, PeopleConfig};
+use people_app::config::PeopleConfig;
 use people_app::index::Refresh;
 use people_app::jobs::{
     Enqueuer, JobMessage, RequestRecord, RequestStatus, Sweeper, Worker, process, submit, sweep,
 };
 use people_app::memory::faults::{Fault, Faults, FaultyPeopleStore, FaultyRequestStore};
 use people_app::memory::{MemoryQueue, MemoryRequestStore};
+use people_app::people::{People, open_memory as open_people};
 use people_app::ports::{JobQueue, PeopleStore, QueueError, RequestStore};
-use people_aws::wiring::{People, open_people, open_pusher};
 use serde_json::{Value, json};
 
 const BASE_PEOPLE: usize = 300;
@@ -75,9 +75,7 @@ async fn system_with(visibility: Duration, inner: MemoryRequestStore) -> System 
         people: people.clone(),
         requests: requests.clone(),
         max_receives: 3,
-        pusher: open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
-            .await
-            .unwrap(),
+        pusher: people_app::memory::pusher(None),
     });
     let pool = Arc::clone(&worker);
     queue.run_workers(2, 3, Duration::from_millis(20), move |body, receives| {
