@@ -13,7 +13,7 @@ use shared::text::{fold, split_words};
 use support::{PEOPLE, Server};
 
 fn people() -> Vec<Person> {
-    shared::datagen::generate(PEOPLE, 9).collect()
+    shared::jsonl::generated_people(PEOPLE, 9).collect()
 }
 
 fn ids(body: &Value) -> Vec<String> {

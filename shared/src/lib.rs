@@ -5,7 +5,6 @@ pub mod access;
 pub mod adapters;
 pub mod api;
 pub mod config;
-pub mod datagen;
 pub mod domain;
 pub mod image_writer;
 pub mod jobs;
