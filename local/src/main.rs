@@ -17,7 +17,8 @@ use people_core::jsonl as load;
 #[command(about = "Run the people directory locally with in-memory backends")]
 struct Args {
     /// People to load, one JSON object a line (as gen_people.py writes);
-    /// without it a built-in deterministic data set is generated.
+    /// without it the benchmark kit's data set is generated (the same
+    /// bytes as `gen_people.py --count PEOPLE --seed SEED`).
     #[arg(long)]
     data: Option<PathBuf>,
     /// How many people to generate when no --data is given.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::{PEOPLE, Server};
 
 fn people() -> Vec<Person> {
-    people_core::datagen::generate(PEOPLE, 9).collect()
+    people_core::jsonl::generated_people(PEOPLE, 9).collect()
 }
 
 fn ids(body: &Value) -> Vec<String> {

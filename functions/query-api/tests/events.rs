@@ -38,7 +38,7 @@ async fn call(api: &QueryApi, json: &str) -> (u16, Value, Response<Body>) {
 }
 
 fn people() -> Vec<Person> {
-    people_core::datagen::generate(PEOPLE, 42).collect()
+    people_core::jsonl::generated_people(PEOPLE, 42).collect()
 }
 
 fn sorted_ids(mut hits: Vec<&Person>) -> Vec<String> {

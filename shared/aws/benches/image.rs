@@ -10,7 +10,7 @@
 //!
 //! `load` is meant to run in its own process, so its resident memory is the
 //! loaded index's alone. The people are the built-in generator's
-//! (`people_core::datagen`, seed 42: the local server's `--people N`).
+//! (the kit's, `people_datagen`, seed 42: the local server's `--people N`).
 
 use std::hint::black_box;
 use std::path::Path;

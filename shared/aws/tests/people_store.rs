@@ -704,7 +704,7 @@ async fn cold_index_build_of_100k_people() {
     });
     let table = fresh_table(&client, "cold_build").await;
     let store = DynamoPeopleStore::new(client, table);
-    let people: Vec<Person> = people_core::datagen::generate(count, 42).collect();
+    let people: Vec<Person> = people_core::jsonl::generated_people(count, 42).collect();
 
     let started = Instant::now();
     for batch in people.chunks(10_000) {

@@ -2,7 +2,6 @@
 //! engine. No I/O: no async runtime, no AWS; the application crate
 //! (`people-app`) puts it behind ports.
 
-pub mod datagen;
 pub mod domain;
 pub mod jsonl;
 pub mod report;

@@ -1009,7 +1009,7 @@ mod tests {
     /// left out.
     #[test]
     fn each_way_of_counting_is_picked_where_it_is_cheapest_and_agrees() {
-        let people: Vec<Person> = crate::datagen::generate(3_000, 5).collect();
+        let people: Vec<Person> = crate::jsonl::generated_people(3_000, 5).collect();
         let segment = segment_of(&people);
         let rows = segment.facet_rows().expect("symbols fit the columns");
         let both = [Facet::Nationality, Facet::Hobbies];
@@ -1090,7 +1090,8 @@ mod tests {
     /// of a walk and of intersections.
     #[test]
     fn large_short_prefixes_have_exact_precomputed_counts() {
-        let people: Vec<Person> = crate::datagen::generate(20_000, 8).collect();
+        let people =
+            crate::jsonl::with_hard_names(crate::jsonl::generated_people(20_000, 8).collect(), 97);
         let segment = segment_of(&people);
         let dead: RoaringBitmap = (0..20_000u32).step_by(3).collect();
         let mut tabled = 0;

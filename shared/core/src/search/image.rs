@@ -566,7 +566,8 @@ mod tests {
 
     /// An engine with a base, dead ranks and a delta.
     fn engine() -> SearchEngine {
-        let people: Vec<Person> = crate::datagen::generate(500, 7).collect();
+        let people =
+            crate::jsonl::with_hard_names(crate::jsonl::generated_people(500, 7).collect(), 11);
         let engine = SearchEngine::from_people(&people).with_merge_at(0);
         engine.upsert(&[
             person("new1", "Zoë", "Åberg", "Swedish", &["Chess", "Yoga"]),
@@ -614,6 +615,17 @@ mod tests {
             ..PeopleFilter::default()
         };
         assert_eq!(a.count(&filter), b.count(&filter));
+        // The folded words of the hard names came through too.
+        for word in [
+            "strauss", "aerin", "thorsson", "yilmaz", "brien", "coeur", "dang",
+        ] {
+            let filter = PeopleFilter {
+                words: vec![word.into()],
+                ..PeopleFilter::default()
+            };
+            assert!(b.count(&filter) > 0, "{word}");
+            assert_eq!(a.count(&filter), b.count(&filter), "{word}");
+        }
         assert_eq!(a.filter_options(100), b.filter_options(100));
     }
 
@@ -743,7 +755,7 @@ mod tests {
     }
 
     fn engine_small() -> SearchEngine {
-        let people: Vec<Person> = crate::datagen::generate(20, 3).collect();
+        let people: Vec<Person> = crate::jsonl::generated_people(20, 3).collect();
         let engine = SearchEngine::from_people(&people).with_merge_at(0);
         engine.upsert(&[person("x", "Éva", "Őry", "Hungarian", &["Chess"])]);
         engine.delete(&[people[1].id.clone()]);
