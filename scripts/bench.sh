@@ -9,13 +9,16 @@
 #                               searchable; 20 imports of 1,000 at once (needs wrk)
 #   scripts/bench.sh ws         10,000 WebSocket clients; push latency, in process and through
 #                               the Management API (the built-in 100k people; no data file)
-# The data file is made once under target/bench-data.
+# The data file is made once, in bench-data/ of cargo's target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/target-dir.sh
 kit=$(cd ../shared/bench && pwd)
 count=${BENCH_COUNT:-1000000}
-data=$PWD/target/bench-data/people-$count.jsonl
-mkdir -p target/bench-data
+target_dir=$(cargo_target_dir)
+work=$target_dir/bench-data
+data=$work/people-$count.jsonl
+mkdir -p "$work"
 if [ "${1:-}" != ws ] && [ ! -s "$data" ]; then
     echo "generating $data"
     python3 "$kit/gen_people.py" --count "$count" --seed 42 > "$data.tmp" && mv "$data.tmp" "$data"
@@ -26,17 +29,18 @@ fi
 start_server() {
     cargo build --release --quiet --bin local
     if [ $# -eq 0 ]; then set -- --data "$data"; fi
-    target/release/local --port "${PORT:-0}" "$@" 2> target/bench-data/server.log &
+    "$target_dir/release/local" --port "${PORT:-0}" "$@" 2> "$work/server.log" &
     server_pid=$!
-    trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null' EXIT
+    # (ws has stopped its servers itself: a failed kill is no failure.)
+    trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
     base=
     for _ in $(seq 600); do
-        base=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' target/bench-data/server.log)
+        base=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/server.log")
         [ -n "$base" ] && break
         sleep 0.1
     done
-    [ -n "$base" ] || { cat target/bench-data/server.log >&2; exit 1; }
-    grep '^loaded' target/bench-data/server.log
+    [ -n "$base" ] || { cat "$work/server.log" >&2; exit 1; }
+    grep '^loaded' "$work/server.log"
 }
 
 case "${1:-engine}" in
@@ -49,8 +53,8 @@ live)
 writes)
     command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
     start_server
-    python3 scripts/wrk_paths.py "$kit/queries.jsonl" > target/bench-data/paths.txt
-    python3 scripts/bench_writes.py --base "$base" --paths target/bench-data/paths.txt \
+    python3 scripts/wrk_paths.py "$kit/queries.jsonl" > "$work/paths.txt"
+    python3 scripts/bench_writes.py --base "$base" --paths "$work/paths.txt" \
         --duration "${DURATION:-20}"
     grep VmRSS "/proc/$server_pid/status"
     ;;
@@ -61,8 +65,8 @@ http)
 load)
     command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
     start_server
-    python3 scripts/wrk_paths.py "$kit/queries.jsonl" > target/bench-data/paths.txt
-    WRK_PATHS=target/bench-data/paths.txt wrk -t2 -c64 -d"${DURATION:-30s}" --latency \
+    python3 scripts/wrk_paths.py "$kit/queries.jsonl" > "$work/paths.txt"
+    WRK_PATHS=$work/paths.txt wrk -t2 -c64 -d"${DURATION:-30s}" --latency \
         -s scripts/wrk_mix.lua "$base"
     grep VmRSS "/proc/$server_pid/status"
     ;;
@@ -91,7 +95,7 @@ ws)
             AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1 \
                 WEBSOCKET_ENDPOINT=http://127.0.0.1:$port PORT=$port start_server --people 100000
         fi
-        target/release/examples/ws_bench --url "ws://${base#http://}/ws" --clients "$clients" \
+        "$target_dir/release/examples/ws_bench" --url "ws://${base#http://}/ws" --clients "$clients" \
             --jobs "${JOBS:-3000}" --rate "${RATE:-200}" --server-pid "$server_pid"
         kill "$server_pid"
         wait "$server_pid" 2>/dev/null || true

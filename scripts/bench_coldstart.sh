@@ -28,12 +28,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+. scripts/lib/target-dir.sh
+target_dir=$(cargo_target_dir)
 count=${1:-20000}
 runs=${2:-3}
 image_people=${3:-1000000}
 kit=$(cd ../shared/bench && pwd)
-data=$PWD/target/bench-data/people-$count.jsonl
-mkdir -p target/bench-data
+data=$target_dir/bench-data/people-$count.jsonl
+mkdir -p "$target_dir/bench-data"
 if [ ! -s "$data" ]; then
     echo "generating $data"
     python3 "$kit/gen_people.py" --count "$count" --seed 42 >"$data.tmp" && mv "$data.tmp" "$data"
@@ -41,12 +43,12 @@ fi
 scripts/python-tools.sh
 cargo build --release --quiet --bin admin --bin query-api --bin index-writer
 if [ "$image_people" != 0 ]; then
-    image_file=$PWD/target/bench-data/image-$image_people.img
+    image_file=$target_dir/bench-data/image-$image_people.img
     if [ ! -s "$image_file" ]; then
         (cd shared && cargo bench --quiet --profile release --bench image -- write "$image_people" "$image_file")
     fi
 fi
-bin=target/release
+bin=$target_dir/release
 work="$(mktemp -d "${TMPDIR:-/tmp}/people-coldstart.XXXXXX")"
 pids=()
 stop() {
@@ -66,12 +68,12 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 .venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null -m 2 "$AWS_ENDPOINT_URL/moto-api/" && break; sleep 0.2; done
-$bin/admin create-tables >/dev/null
-PEOPLE_TABLE=people-empty $bin/admin create-tables >/dev/null
-$bin/admin create-bucket --name index >/dev/null
+"$bin/admin" create-tables >/dev/null
+PEOPLE_TABLE=people-empty "$bin/admin" create-tables >/dev/null
+"$bin/admin" create-bucket --name index >/dev/null
 echo "== importing $count people into moto's DynamoDB"
 start=$SECONDS
-$bin/admin import "$data" 2>"$work/import.log" | tail -n 2
+"$bin/admin" import "$data" 2>"$work/import.log" | tail -n 2
 echo "   ($((SECONDS - start)) s)"
 .venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" \
     >"$work/cargo-lambda.log" 2>&1 &

@@ -7,6 +7,7 @@
 # after 5 minutes, and the server is stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/target-dir.sh
 
 if ! command -v chromium >/dev/null; then
     echo "installing Debian's chromium"
@@ -28,8 +29,9 @@ if [ "$want" != "$have" ]; then
 fi
 
 cargo build --quiet --bin local
+local_bin=$(cargo_target_dir)/debug/local
 log=$(mktemp)
-target/debug/local --bind 127.0.0.1 --port 0 --people 20000 2> "$log" &
+"$local_bin" --bind 127.0.0.1 --port 0 --people 20000 2> "$log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 base=""
@@ -44,5 +46,5 @@ done
 mkdir -p docs/screenshots
 # LOCAL_BIN: the test starts a second server itself, demanding tokens of an
 # issuer it serves on 127.0.0.1 (--jwt-issuer), and stops it by its PID.
-BASE_URL=$base SCREENSHOTS=$PWD/docs/screenshots CHROMIUM=$(command -v chromium) LOCAL_BIN=$PWD/target/debug/local \
+BASE_URL=$base SCREENSHOTS=$PWD/docs/screenshots CHROMIUM=$(command -v chromium) LOCAL_BIN=$local_bin \
     timeout 300 node web/tests/browser.mjs

@@ -9,6 +9,7 @@
 # Needs the kit at ../shared (beside this repository) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/target-dir.sh
 count=${1:-100000}
 kit=../shared/bench
 queries=${2:-$kit/queries.jsonl}
@@ -28,7 +29,8 @@ python3 "$kit/oracle.py" --data "$work/people.jsonl" --queries "$queries" > "$wo
 # A debug build loads 100k people in seconds; larger sets want the release build.
 if [ "$count" -gt 200000 ]; then profile=release; else profile=debug; fi
 cargo build --quiet --bin local $([ $profile = release ] && echo --release)
-target/$profile/local --port 0 --data "$work/people.jsonl" 2> "$work/server.log" &
+local_bin=$(cargo_target_dir)/$profile/local
+"$local_bin" --port 0 --data "$work/people.jsonl" 2> "$work/server.log" &
 server_pid=$!
 base=
 for _ in $(seq 3000); do

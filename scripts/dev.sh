@@ -25,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+. scripts/lib/target-dir.sh
 
 port=3000
 prebuilt=1
@@ -71,7 +72,7 @@ trap 'exit 143' TERM
 
 echo "== tools (.venv: moto, cargo-lambda, zig)"
 scripts/python-tools.sh
-bin=target/debug
+bin=$(cargo_target_dir)/debug
 functions=(query-api enqueue processor websocket sweeper index-writer)
 if [ "$prebuilt" = 1 ]; then
     echo "== building the workspace's binaries"
@@ -95,9 +96,9 @@ pids+=($!)
 wait_for "$moto/moto-api/" moto "${pids[-1]}"
 
 echo "== tables, queues and the index-image bucket, as template.yaml declares them"
-$bin/admin create-tables
-$bin/admin create-bucket --name index | grep -v '^INDEX_BUCKET='
-queues="$($bin/admin create-queues --name jobs)"
+"$bin/admin" create-tables
+"$bin/admin" create-bucket --name index | grep -v '^INDEX_BUCKET='
+queues="$("$bin/admin" create-queues --name jobs)"
 echo "$queues" | grep -v '^QUEUE_URL='
 queue_url="$(echo "$queues" | sed -n 's/^QUEUE_URL=//p')"
 
@@ -143,7 +144,7 @@ if [ "$prebuilt" = 1 ]; then
 fi
 
 echo "== the local server in front of them on http://127.0.0.1:$port"
-QUEUE_URL="$queue_url" $bin/local --functions "$lambda" --port "$port" --schedule-every 60 \
+QUEUE_URL="$queue_url" "$bin/local" --functions "$lambda" --port "$port" --schedule-every 60 \
     2>"$logs/local.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$port/metrics" "the local server" "${pids[-1]}"

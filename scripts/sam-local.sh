@@ -18,10 +18,10 @@
 #    x86_64, the machine's architecture.
 # 3. The architecture: the template says arm64. Locally the functions run
 #    as x86_64 builds (no qemu-user binfmt needed): a generated template
-#    (target/sam-local/template.yaml) points each function's CodeUri at the
-#    x86_64 binary the tests already built (target/debug/<binary> as
-#    `bootstrap`) and sets Architectures to x86_64. template.yaml itself is
-#    not changed.
+#    (sam-local/template.yaml in cargo's target directory) points each
+#    function's CodeUri at the x86_64 binary the tests already built
+#    (debug/<binary> there, as `bootstrap`) and sets Architectures to
+#    x86_64. template.yaml itself is not changed.
 # 4. `sam local invoke` on every fixture in events/ (compared with what
 #    the same binary answers under `cargo lambda invoke`), `sam local
 #    start-api` answering the query routes, and `sam local start-lambda`
@@ -32,10 +32,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+. scripts/lib/target-dir.sh
 keep=0
 [ "${1:-}" = "--keep" ] && keep=1
 
-work="$PWD/target/sam-local"
+target_dir=$(cargo_target_dir)
+bin=$target_dir/debug
+work=$target_dir/sam-local
 rm -rf "$work"
 mkdir -p "$work"
 pids=()
@@ -106,9 +109,9 @@ echo "  $($docker image inspect people-lambda-base:local --format '{{.Size}}') b
 
 echo "== the function binaries (x86_64, as the tests build them)"
 cargo build --quiet --workspace --bins
-.venv/bin/python - "$work" <<'EOF'
+.venv/bin/python - "$work" "$bin" <<'EOF'
 import re, shutil, sys, pathlib
-work = pathlib.Path(sys.argv[1])
+work, built = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 text = pathlib.Path("template.yaml").read_text()
 out, binary, current = [], None, None
 for line in text.splitlines():
@@ -119,7 +122,7 @@ for line in text.splitlines():
     if re.match(r"\s+CodeUri: \.$", line) and binary:
         code = work / "functions" / binary
         code.mkdir(parents=True, exist_ok=True)
-        shutil.copy(f"target/debug/{binary}", code / "bootstrap")
+        shutil.copy(built / binary, code / "bootstrap")
         line = line.replace("CodeUri: .", f"CodeUri: {code}")
         binary = None
     line = line.replace("Architectures: [arm64]", "Architectures: [x86_64]")
@@ -139,9 +142,9 @@ for i in $(seq 1 150); do curl -s -o /dev/null -m 2 "$moto/moto-api/" && break; 
 # The credentials sam local hands the container, and admin's.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
-AWS_ENDPOINT_URL="$moto" target/debug/admin create-tables >/dev/null
-AWS_ENDPOINT_URL="$moto" target/debug/admin create-bucket --name index-sam >/dev/null
-AWS_ENDPOINT_URL="$moto" target/debug/admin create-bucket --name index-cl >/dev/null
+AWS_ENDPOINT_URL="$moto" "$bin/admin" create-tables >/dev/null
+AWS_ENDPOINT_URL="$moto" "$bin/admin" create-bucket --name index-sam >/dev/null
+AWS_ENDPOINT_URL="$moto" "$bin/admin" create-bucket --name index-cl >/dev/null
 # A Lambda container is on Docker's bridge, where the host's 127.0.0.1 is
 # not its own (and sam local ignores --docker-network host): a relay on the
 # bridge's gateway address, reachable from this machine's containers only,
@@ -221,7 +224,7 @@ for binary in query-api enqueue processor websocket authorizer sweeper index-wri
     env $(.venv/bin/python -c "import json,sys; e=json.load(open('$envs')); n={'query-api':'QueryApiFunction','enqueue':'EnqueueFunction','processor':'ProcessorFunction','websocket':'WebSocketFunction','authorizer':'AuthorizerFunction','sweeper':'SweeperFunction','index-writer':'IndexWriterFunction'}['$binary']; v=e[n]; v.update(INDEX_BUCKET='index-cl', AWS_ENDPOINT_URL='$moto') if n=='IndexWriterFunction' else None; print(' '.join(f'{k}={v}' for k,v in v.items()))") \
         AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$lambda_port/.rt/$binary" AWS_LAMBDA_FUNCTION_NAME="$binary" \
         AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
-        "target/debug/$binary" >"$work/$binary.log" 2>&1 &
+        "$bin/$binary" >"$work/$binary.log" 2>&1 &
     pids+=($!)
 done
 # The authorizer exists only with JwtIssuer set.
@@ -288,7 +291,7 @@ $sam local start-lambda "${common[@]}" --env-vars "$envs" --host 127.0.0.1 --por
     --warm-containers LAZY >"$work/start-lambda.log" 2>&1 &
 pids+=($!)
 for i in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$invoke_port") 2>/dev/null && break; sleep 0.2; done
-target/debug/local --functions "http://127.0.0.1:$invoke_port" --function-names logical-id \
+"$bin/local" --functions "http://127.0.0.1:$invoke_port" --function-names logical-id \
     --port "$front_port" 2>"$work/front.log" &
 pids+=($!)
 for i in $(seq 1 150); do curl -s -o /dev/null -m 2 "http://127.0.0.1:$front_port/metrics" && break; sleep 0.2; done

@@ -1,7 +1,9 @@
-//! `admin`: operations on the people directory's DynamoDB tables.
+//! `admin`: sets up the people directory's DynamoDB tables, SQS queues and
+//! S3 bucket as template.yaml declares them, and imports people.
 //!
 //! `cargo run --release --bin admin -- create-tables`
 //! `cargo run --release --bin admin -- create-queues`
+//! `cargo run --release --bin admin -- create-bucket`
 //! `cargo run --release --bin admin -- import people.jsonl`
 
 mod bucket;
@@ -19,17 +21,22 @@ use clap::{Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  done: every line of the file was written
+  0  done (import: every line of the file was written)
   1  a fatal error: bad configuration or arguments, unreadable file, missing table,
      a write the store refused for good (the message says which)
   2  the import finished, but some lines were rejected or some people could not be written
 
-Environment: PEOPLE_TABLE (default people), PEOPLE_FEED_SHARDS (default 4, the same for
-every writer and reader of a table), AWS_REGION, AWS credentials, AWS_ENDPOINT_URL (e.g. an
+Environment: PEOPLE_TABLE (default people), REQUESTS_TABLE (default requests),
+CONNECTIONS_TABLE (default connections), PEOPLE_FEED_SHARDS (default 4, the same for every
+writer and reader of a table), AWS_REGION, AWS credentials, AWS_ENDPOINT_URL (e.g. an
 emulator), RUST_LOG (default warn).";
 
 #[derive(Parser)]
-#[command(name = "admin", about = "Operations on the people directory's tables", after_help = EXIT_CODES)]
+#[command(
+    name = "admin",
+    about = "The people directory's tables, queues and index bucket, and imports into the people table",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,9 +44,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Creates the tables that do not exist yet (people: PEOPLE_TABLE;
-    /// requests: REQUESTS_TABLE) and waits until they can be used; running
-    /// it again is harmless.
+    /// Creates the tables that do not exist yet, as template.yaml declares
+    /// them (people: PEOPLE_TABLE; requests: REQUESTS_TABLE; connections:
+    /// CONNECTIONS_TABLE), and waits until they can be used; running it
+    /// again is harmless.
     CreateTables,
     /// Creates the jobs queue and its dead-letter queue as template.yaml
     /// declares them (JobsQueue's visibility timeout and redrive policy,

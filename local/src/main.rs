@@ -1,5 +1,7 @@
 //! `cargo run --release --bin local`: the whole people directory in one
-//! process on 127.0.0.1:3000, with in-memory backends.
+//! process on 127.0.0.1:3000, with in-memory backends by default
+//! (`STORAGE_TYPE`, `QUEUE_TYPE` choose DynamoDB and SQS), or with
+//! `--functions` in front of the Lambda functions.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,14 +16,25 @@ use people_aws::wiring::{Start, open_jobs, open_people, open_people_from, open_p
 use people_core::jsonl as load;
 
 #[derive(Parser)]
-#[command(about = "Run the people directory locally with in-memory backends")]
+#[command(
+    about = "Run the people directory locally: in one process, with in-memory backends unless \
+             STORAGE_TYPE / QUEUE_TYPE say DynamoDB / SQS; or, with --functions, in front of the \
+             Lambda functions",
+    after_help = "In front mode (--functions) only --bind, --port, --function-names, \
+                  --schedule-every and --invoke-timeout apply, and the Management API is served \
+                  on any --bind. Environment: STORAGE_TYPE, QUEUE_TYPE, QUEUE_URL, \
+                  WEBSOCKET_ENDPOINT, ALLOW_ANONYMOUS_WRITES and the other variables of the \
+                  functions (docs/deploy.md); RUST_LOG (default info); LOG_FORMAT=json."
+)]
 struct Args {
-    /// People to load, one JSON object a line (as gen_people.py writes);
-    /// without it the benchmark kit's data set is generated (the same
-    /// bytes as `gen_people.py --count PEOPLE --seed SEED`).
+    /// People to load, one JSON object a line (as gen_people.py writes).
+    /// Without it, memory storage gets the benchmark kit's data set (the
+    /// same bytes as `gen_people.py --count PEOPLE --seed SEED`) and
+    /// DynamoDB storage reads the people table.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// How many people to generate when no --data is given.
+    /// How many people to generate when there is no --data, no snapshot
+    /// and the storage is memory.
     #[arg(long, default_value_t = 100_000)]
     people: usize,
     /// Seed of the generated data set.
@@ -36,6 +49,8 @@ struct Args {
     /// Seconds between snapshot writes.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
+    /// The address to listen on. A non-loopback one serves no Management
+    /// API emulation unless --expose-management-api.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
     /// 0 picks a free port.
@@ -56,7 +71,8 @@ struct Args {
     function_names: local::invoke::FunctionNames,
     /// Front mode: run template.yaml's schedules (the sweeper, the index
     /// writer) every this many seconds instead of at their rates; 0 runs
-    /// none of them.
+    /// none of them. (Without front mode the sweeper runs in process every
+    /// 60 s.)
     #[arg(long, value_name = "SECS")]
     schedule_every: Option<u64>,
     /// Front mode: the longest one invocation may take, in seconds.
@@ -64,7 +80,7 @@ struct Args {
     invoke_timeout: u64,
     /// Serve the Management API emulation (`/@connections/{id}`: push to
     /// and close any connection) on a non-loopback --bind too. Without it,
-    /// only a loopback bind serves it.
+    /// only a loopback bind serves it. (Front mode always serves it.)
     #[arg(long)]
     expose_management_api: bool,
     /// Demand tokens of this issuer as a stack deployed with `JwtIssuer`
@@ -74,6 +90,7 @@ struct Args {
     /// on /ws (401 without, 403 when refused). Checked by the WebSocket
     /// authorizer's code against the issuer's keys (OpenID Connect
     /// discovery); the handlers check the scopes. Needs --jwt-audience.
+    /// Not in front mode.
     #[arg(long, value_name = "URL", requires = "jwt_audience")]
     jwt_issuer: Option<String>,
     /// The audiences a token must be for, comma separated (`JwtAudience`).
