@@ -1,16 +1,14 @@
 //! The local server over real HTTP on 127.0.0.1, port chosen by the OS.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::support::{PEOPLE, Server};
 use people_core::domain::Person;
 use people_core::text::{fold, split_words};
 use serde_json::Value;
-use support::{PEOPLE, Server};
 
 fn people() -> Vec<Person> {
     people_core::jsonl::generated_people(PEOPLE, 9).collect()

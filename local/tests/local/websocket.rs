@@ -2,13 +2,11 @@
 //! the same handler code as the WebSocket Lambda behind an emulation of
 //! API Gateway, and the processor pushing to subscribers.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Options, Server};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::{Options, Server};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -353,7 +351,7 @@ async fn pushes_go_through_the_management_api_the_server_serves() {
 #[tokio::test]
 async fn the_management_api_answers_like_api_gateway() {
     let server = Server::start().await;
-    let client = support::management_client(server.addr);
+    let client = crate::support::management_client(server.addr);
     let mut socket = connect(&server).await;
     // The connection's id, as the server knows it.
     let deadline = std::time::Instant::now() + WAIT;
