@@ -26,6 +26,7 @@ use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rand::RngExt;
 
+use crate::sdk_error::{CallError, classify};
 use people_app::ports::{Changes, PeopleStore, ScanPage, StoreError, Version, WriteReport};
 use people_core::domain::{Change, Person};
 
@@ -833,9 +834,9 @@ pub(crate) async fn create_table_and_wait(
     }
 }
 
-/// The one place where an SDK error becomes a `StoreError`: retryable when
-/// DynamoDB throttled or failed on its side, or the call never got an
-/// answer; permanent otherwise. The SDK error stays the source.
+/// A DynamoDB call on `table` that failed, as a `StoreError`: retryable
+/// when [`classify`] finds it transient, permanent otherwise. The SDK
+/// error stays the source.
 pub(crate) fn store_error<E>(
     operation: &'static str,
     table: &str,
@@ -844,48 +845,10 @@ pub(crate) fn store_error<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    const RETRYABLE_CODES: &[&str] = &[
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        // Too many table operations at once (control plane).
-        "LimitExceededException",
-    ];
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::DispatchFailure(failure) => !failure.is_user(),
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error()
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
-        }
-        // Construction failures, and whatever a later SDK adds.
-        _ => false,
-    };
-    let err = Box::new(DynamoCallError {
-        operation,
-        table: table.to_owned(),
-        source: Box::new(err),
-    });
-    if retryable {
-        StoreError::Unavailable(err)
-    } else {
-        StoreError::Permanent(err)
-    }
-}
-
-/// Which call failed, on which table; the SDK error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("DynamoDB {operation} on table {table:?} failed")]
-pub struct DynamoCallError {
-    operation: &'static str,
-    table: String,
-    #[source]
-    source: Box<dyn StdError + Send + Sync>,
+    crate::sdk_error::store_error(
+        classify(&err),
+        CallError::new("DynamoDB", operation, "table", table, err),
+    )
 }
 
 /// An item that is not a person as this adapter writes them.

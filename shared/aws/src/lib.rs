@@ -10,6 +10,7 @@ pub mod dynamodb_requests;
 pub mod image_writer;
 pub mod s3;
 pub mod sdk;
+mod sdk_error;
 pub mod sqs;
 #[cfg(feature = "template")]
 pub mod template;
