@@ -10,6 +10,7 @@ use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
+use crate::sdk_error::{CallError, Fault, classify};
 use people_app::ports::{Notifier, NotifyError};
 
 /// Posts in flight at once, per notifier. A burst (a result for thousands
@@ -58,33 +59,32 @@ impl Notifier for ManagementApiNotifier {
             .await;
         match sent {
             Ok(_) => Ok(()),
-            Err(e) => Err(notify_error(e)),
+            Err(e) => Err(notify_error(connection_id, e)),
         }
     }
 }
 
-fn notify_error(err: SdkError<PostToConnectionError, HttpResponse>) -> NotifyError {
-    match &err {
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            match service.err() {
-                PostToConnectionError::GoneException(_) => NotifyError::Gone,
-                PostToConnectionError::PayloadTooLargeException(_) => NotifyError::TooLarge,
-                PostToConnectionError::LimitExceededException(_) => {
-                    NotifyError::Unavailable(Box::new(err))
-                }
-                _ if status == 410 => NotifyError::Gone,
-                _ if status == 413 => NotifyError::TooLarge,
-                _ if status == 429 || status >= 500 => NotifyError::Unavailable(Box::new(err)),
-                _ => NotifyError::Permanent(Box::new(err)),
-            }
-        }
-        SdkError::DispatchFailure(failure) if failure.is_user() => {
-            NotifyError::Permanent(Box::new(err))
-        }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
-            NotifyError::Unavailable(Box::new(err))
-        }
-        _ => NotifyError::Permanent(Box::new(err)),
+/// A failed post as a `NotifyError`: a connection that is gone (410) and a
+/// message too large (413) are outcomes of their own; the rest is as
+/// [`classify`] finds it, the SDK error kept as the source.
+fn notify_error(
+    connection_id: &str,
+    err: SdkError<PostToConnectionError, HttpResponse>,
+) -> NotifyError {
+    let fault = classify(&err);
+    let err = || {
+        Box::new(CallError::new(
+            "API Gateway Management API",
+            "PostToConnection",
+            "connection",
+            connection_id,
+            err,
+        ))
+    };
+    match fault {
+        Fault::Gone => NotifyError::Gone,
+        Fault::TooLarge => NotifyError::TooLarge,
+        Fault::Transient => NotifyError::Unavailable(err()),
+        _ => NotifyError::Permanent(err()),
     }
 }

@@ -6,28 +6,30 @@
 //! `version`) that is the change feed the query function's index follows.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
-use aws_sdk_dynamodb::types::TableDescription;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
-    TableStatus, WriteRequest,
+    AttributeValue, GlobalSecondaryIndex, IndexStatus, KeyType, Projection, ProjectionType,
+    PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
 };
 use futures::future::try_join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
+use crate::dynamodb_common::{
+    BATCH_WRITE_MAX, Item, bad_item, built, create_table_and_wait, from_item, key_schema,
+    on_demand_table, store_error, to_item, write_batch,
+};
 use people_app::ports::{Changes, PeopleStore, ScanPage, StoreError, Version, WriteReport};
 use people_core::domain::{Change, Person};
+
+/// How unprocessed items of a BatchWriteItem are retried (the adapters'
+/// one retry policy, under the name this store's builder has always used).
+pub use crate::retry::RetryPolicy as BatchRetry;
 
 /// The change-feed index: partition key `feed`, sort key `version`.
 pub const VERSION_INDEX: &str = "by_version";
@@ -39,65 +41,14 @@ pub const DEFAULT_FEED_SHARDS: u32 = 4;
 pub const DEFAULT_FEED_OVERLAP: Duration = Duration::from_secs(30);
 
 const ID: &str = "id";
-const FIRST_NAME: &str = "first_name";
-const LAST_NAME: &str = "last_name";
-const NATIONALITY: &str = "nationality";
-const HOBBIES: &str = "hobbies";
 const VERSION: &str = "version";
 const FEED: &str = "feed";
 /// Set (true) on a tombstone: the item of a deleted person, kept so that
 /// the change feed carries the delete.
 const DELETED: &str = "deleted";
-/// Epoch seconds after which DynamoDB's TTL may remove a tombstone.
-const EXPIRES_AT: &str = "expires_at";
 /// How long a tombstone stays at least (DynamoDB's TTL removes expired
 /// items within days after, never before). See docs/dynamodb.md.
 pub const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// DynamoDB refuses a BatchWriteItem of more than 25 requests.
-const BATCH_WRITE_MAX: usize = 25;
-/// How long `create_people_table` waits for a new table to become usable.
-const TABLE_READY_TIMEOUT: Duration = Duration::from_secs(300);
-
-type Item = HashMap<String, AttributeValue>;
-
-/// How unprocessed items of a BatchWriteItem are retried. The SDK already
-/// retries a throttled *request*; DynamoDB can also accept a request and
-/// hand some of its items back (`UnprocessedItems`), which is ours to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRetry {
-    /// Calls per chunk, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the first retry; doubled for each following one.
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for BatchRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            first_delay: Duration::from_millis(25),
-            max_delay: Duration::from_secs(1),
-        }
-    }
-}
-
-impl BatchRetry {
-    /// The sleep before retry `retry` (1-based): exponential, capped, with
-    /// "equal jitter" (half fixed, half random) so that the chunks that were
-    /// throttled together do not come back together, yet each one still
-    /// backs off.
-    pub(crate) fn delay(&self, retry: u32) -> Duration {
-        let exp = self
-            .first_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
-        let capped = exp.min(self.max_delay);
-        let half = capped / 2;
-        let jitter_micros = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
-        half + Duration::from_micros(rand::rng().random_range(0..=jitter_micros))
-    }
-}
 
 /// People in a DynamoDB table (see the module docs).
 pub struct DynamoPeopleStore {
@@ -259,13 +210,7 @@ impl DynamoPeopleStore {
         if self.clock.known.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S("\u{0}clock".into()))
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", e))?;
+        self.item("\u{0}clock", false).await?;
         if !self.clock.known.load(Ordering::Acquire) {
             // No Date header (an emulator without one): the local clock it is.
             tracing::warn!(
@@ -298,10 +243,7 @@ impl DynamoPeopleStore {
     }
 
     pub fn with_batch_retry(mut self, retry: BatchRetry) -> Self {
-        self.retry = BatchRetry {
-            max_attempts: retry.max_attempts.max(1),
-            ..retry
-        };
+        self.retry = retry.at_least_once();
         self
     }
 
@@ -330,11 +272,33 @@ impl DynamoPeopleStore {
         first(last)
     }
 
-    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
-    where
-        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    {
-        store_error(operation, &self.table, err)
+    /// The item of `id`, if there is one (a tombstone included).
+    async fn item(&self, id: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID, AttributeValue::S(id.to_owned()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| store_error("GetItem", &self.table, e))?
+            .item)
+    }
+
+    /// Writes `items` (distinct ids, without their version) in chunks of
+    /// 25, `write_concurrency` chunks at once. Returns the ids unwritten.
+    async fn write_all(&self, items: Vec<Item>) -> Result<Vec<String>, StoreError> {
+        let mut items = items.into_iter();
+        let chunks = std::iter::from_fn(|| {
+            let chunk: Vec<Item> = items.by_ref().take(BATCH_WRITE_MAX).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
+        stream::iter(chunks)
+            .map(|chunk| self.write_chunk(chunk))
+            .buffer_unordered(self.write_concurrency)
+            .try_concat()
+            .await
     }
 
     /// Writes one chunk (at most 25 items, distinct ids, without their
@@ -343,7 +307,7 @@ impl DynamoPeopleStore {
     async fn write_chunk(&self, items: Vec<Item>) -> Result<Vec<String>, StoreError> {
         self.learn_clock().await?;
         let first = self.reserve_versions(items.len() as u64);
-        let mut pending = items
+        let pending = items
             .into_iter()
             .zip(first..)
             .map(|(mut item, version)| {
@@ -351,37 +315,23 @@ impl DynamoPeopleStore {
                 put_request(item)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for attempt in 1..=self.retry.max_attempts {
-            if attempt > 1 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-                // Stamp the retried items anew: a version must be taken just
-                // before the write that commits it, or a feed reader may
-                // already have moved past it (see docs/dynamodb.md).
-                self.restamp(&mut pending);
-            }
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, pending)
-                .send()
-                .await
-                .map_err(|e| self.error("BatchWriteItem", e))?;
-            pending = out
-                .unprocessed_items
-                .and_then(|mut tables| tables.remove(&self.table))
-                .unwrap_or_default();
-            if pending.is_empty() {
-                return Ok(Vec::new());
-            }
-            tracing::debug!(attempt, unprocessed = pending.len(), "items not processed");
-        }
-        let failed: Vec<String> = pending.iter().filter_map(request_id).collect();
-        tracing::warn!(
-            failed = failed.len(),
-            attempts = self.retry.max_attempts,
-            "items still unprocessed after every attempt"
-        );
-        Ok(failed)
+        let unprocessed = write_batch(
+            &self.retry,
+            &self.table,
+            pending,
+            |pending| {
+                self.client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+            },
+            // Stamp the retried items anew: a version must be taken just
+            // before the write that commits it, or a feed reader may
+            // already have moved past it (see docs/dynamodb.md).
+            |pending| self.restamp(pending),
+        )
+        .await?;
+        Ok(unprocessed.iter().filter_map(request_id).collect())
     }
 
     fn restamp(&self, requests: &mut [WriteRequest]) {
@@ -417,11 +367,12 @@ impl DynamoPeopleStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| self.error("Query", e))?;
+            .map_err(|e| store_error("Query", &self.table, e))?;
         let changes = out
-            .items()
-            .iter()
-            .map(|item| Ok((version_of(item)?, change_of(item)?)))
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(change_of)
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((changes, out.last_evaluated_key))
     }
@@ -439,17 +390,8 @@ struct FeedCursor {
 impl PeopleStore for DynamoPeopleStore {
     #[tracing::instrument(skip(self), fields(table = %self.table))]
     async fn get(&self, id: &str) -> Result<Option<Person>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S(id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", e))?;
-        match &out.item {
-            Some(item) if !is_tombstone(item) => from_item(item).map(Some),
+        match self.item(id, true).await? {
+            Some(item) if !is_tombstone(&item) => person_of(item).map(Some),
             _ => Ok(None),
         }
     }
@@ -476,20 +418,11 @@ impl PeopleStore for DynamoPeopleStore {
             .filter(|(i, p)| last[p.id.as_str()] == *i)
             .map(|(_, p)| p)
             .collect();
-        // Chunks by index: a closure taking a borrowed chunk trips the
-        // compiler's `Send` check of the stream (a higher-ranked lifetime).
-        let unique = &unique;
-        let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
-            .map(|from| {
-                let items = unique[from..unique.len().min(from + BATCH_WRITE_MAX)]
-                    .iter()
-                    .map(|p| to_item(p, self.feed_of(&p.id)))
-                    .collect();
-                self.write_chunk(items)
-            })
-            .buffer_unordered(self.write_concurrency)
-            .try_concat()
-            .await?;
+        let items = unique
+            .iter()
+            .map(|p| to_item(&PersonItem::new(p, self.feed_of(&p.id))))
+            .collect::<Result<_, _>>()?;
+        let failed = self.write_all(items).await?;
         let unwritten: HashSet<&str> = failed.iter().map(String::as_str).collect();
         let written = people
             .iter()
@@ -519,18 +452,11 @@ impl PeopleStore for DynamoPeopleStore {
         unique.sort_unstable();
         unique.dedup();
         let now_secs = self.clock.now_micros() / 1_000_000;
-        let unique = &unique;
-        let failed: Vec<String> = stream::iter((0..unique.len()).step_by(BATCH_WRITE_MAX))
-            .map(|from| {
-                let items = unique[from..unique.len().min(from + BATCH_WRITE_MAX)]
-                    .iter()
-                    .map(|id| tombstone_item(id, self.feed_of(id), now_secs))
-                    .collect();
-                self.write_chunk(items)
-            })
-            .buffer_unordered(self.write_concurrency)
-            .try_concat()
-            .await?;
+        let items = unique
+            .iter()
+            .map(|id| to_item(&Tombstone::new(id, self.feed_of(id), now_secs)))
+            .collect::<Result<_, _>>()?;
+        let failed = self.write_all(items).await?;
         let unwritten: HashSet<&str> = failed.iter().map(String::as_str).collect();
         let written = ids
             .iter()
@@ -581,12 +507,13 @@ impl PeopleStore for DynamoPeopleStore {
             )
             .send()
             .await
-            .map_err(|e| self.error("Scan", e))?;
+            .map_err(|e| store_error("Scan", &self.table, e))?;
         let people = out
-            .items()
-            .iter()
+            .items
+            .unwrap_or_default()
+            .into_iter()
             .filter(|item| !is_tombstone(item))
-            .map(from_item)
+            .map(person_of)
             .collect::<Result<Vec<_>, _>>()?;
         let next = match out.last_evaluated_key {
             None => None,
@@ -706,42 +633,34 @@ impl PeopleStore for DynamoPeopleStore {
 }
 
 /// Creates the people table with its change-feed index, on demand billing,
-/// and waits until both are active. A table that already exists is fine, if
-/// it has the index.
+/// waits until both are active, and turns on TTL on `expires_at` (for
+/// tombstones; the template declares the same). A table that already
+/// exists is fine, if it has the index.
 #[tracing::instrument(skip(client))]
 pub async fn create_people_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let attribute = |name: &str, kind| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let index = GlobalSecondaryIndex::builder()
+    let key = [(ID, KeyType::Hash)];
+    let mut index = GlobalSecondaryIndex::builder()
         .index_name(VERSION_INDEX)
-        .key_schema(built(key(FEED, KeyType::Hash))?)
-        .key_schema(built(key(VERSION, KeyType::Range))?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
                 .build(),
-        )
-        .build();
-    let create = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(built(attribute(ID, ScalarAttributeType::S))?)
-        .attribute_definitions(built(attribute(FEED, ScalarAttributeType::S))?)
-        .attribute_definitions(built(attribute(VERSION, ScalarAttributeType::N))?)
-        .key_schema(built(key(ID, KeyType::Hash))?)
-        .global_secondary_indexes(built(index)?);
-    create_table_and_wait(client, table, create, |t| {
+        );
+    for element in key_schema(&[(FEED, KeyType::Hash), (VERSION, KeyType::Range)])? {
+        index = index.key_schema(element);
+    }
+    let create = on_demand_table(
+        client,
+        table,
+        &[
+            (ID, ScalarAttributeType::S),
+            (FEED, ScalarAttributeType::S),
+            (VERSION, ScalarAttributeType::N),
+        ],
+        &key,
+    )?
+    .global_secondary_indexes(built(index.build())?);
+    create_table_and_wait(client, table, create, &key, |t| {
         let active = t.table_status() == Some(&TableStatus::Active);
         let index = t
             .global_secondary_indexes()
@@ -755,149 +674,7 @@ pub async fn create_people_table(client: &Client, table: &str) -> Result<(), Sto
             None => Ok(false),
         }
     })
-    .await?;
-    // Tombstones expire through TTL on `expires_at` (the template declares
-    // the same). Enabling it twice is an error, so look first.
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| store_error("DescribeTimeToLive", table, e))?;
-    let enabled = ttl
-        .time_to_live_description()
-        .and_then(|d| d.time_to_live_status())
-        .is_some_and(|s| {
-            matches!(
-                s,
-                aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled
-                    | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
-            )
-        });
-    if !enabled {
-        client
-            .update_time_to_live()
-            .table_name(table)
-            .time_to_live_specification(built(
-                aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                    .attribute_name(EXPIRES_AT)
-                    .enabled(true)
-                    .build(),
-            )?)
-            .send()
-            .await
-            .map_err(|e| store_error("UpdateTimeToLive", table, e))?;
-    }
-    Ok(())
-}
-
-/// Sends `create` (a table that exists already is fine), then waits until
-/// `ready` finds the table usable: `Ok(true)`; `Ok(false)` is not yet, and
-/// an error (a table of another shape) ends the wait.
-pub(crate) async fn create_table_and_wait(
-    client: &Client,
-    table: &str,
-    create: CreateTableFluentBuilder,
-    ready: impl Fn(&TableDescription) -> Result<bool, StoreError>,
-) -> Result<(), StoreError> {
-    match create.send().await {
-        Ok(_) => tracing::info!("table created"),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            tracing::info!("table exists already");
-        }
-        Err(e) => return Err(store_error("CreateTable", table, e)),
-    }
-    let deadline = Instant::now() + TABLE_READY_TIMEOUT;
-    loop {
-        let description = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| store_error("DescribeTable", table, e))?
-            .table;
-        if let Some(description) = &description
-            && ready(description)?
-        {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(StoreError::Unavailable(
-                format!("table {table} not active after {TABLE_READY_TIMEOUT:?}").into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The one place where an SDK error becomes a `StoreError`: retryable when
-/// DynamoDB throttled or failed on its side, or the call never got an
-/// answer; permanent otherwise. The SDK error stays the source.
-pub(crate) fn store_error<E>(
-    operation: &'static str,
-    table: &str,
-    err: SdkError<E, HttpResponse>,
-) -> StoreError
-where
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-{
-    const RETRYABLE_CODES: &[&str] = &[
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        // Too many table operations at once (control plane).
-        "LimitExceededException",
-    ];
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::DispatchFailure(failure) => !failure.is_user(),
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error()
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
-        }
-        // Construction failures, and whatever a later SDK adds.
-        _ => false,
-    };
-    let err = Box::new(DynamoCallError {
-        operation,
-        table: table.to_owned(),
-        source: Box::new(err),
-    });
-    if retryable {
-        StoreError::Unavailable(err)
-    } else {
-        StoreError::Permanent(err)
-    }
-}
-
-/// Which call failed, on which table; the SDK error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("DynamoDB {operation} on table {table:?} failed")]
-pub struct DynamoCallError {
-    operation: &'static str,
-    table: String,
-    #[source]
-    source: Box<dyn StdError + Send + Sync>,
-}
-
-/// An item that is not a person as this adapter writes them.
-#[derive(Debug, thiserror::Error)]
-#[error("item {id:?} cannot be read as a person: {problem}")]
-pub struct BadItem {
-    id: String,
-    problem: String,
-}
-
-fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Permanent(Box::new(e)))
+    .await
 }
 
 fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
@@ -919,109 +696,96 @@ fn now_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// A person's item, without its version (stamped when it is sent).
-fn to_item(p: &Person, feed: String) -> Item {
-    HashMap::from([
-        (ID.into(), AttributeValue::S(p.id.clone())),
-        (FIRST_NAME.into(), AttributeValue::S(p.first_name.clone())),
-        (LAST_NAME.into(), AttributeValue::S(p.last_name.clone())),
-        (NATIONALITY.into(), AttributeValue::S(p.nationality.clone())),
-        // A list, not a string set: a set cannot be empty and loses order.
-        (
-            HOBBIES.into(),
-            AttributeValue::L(p.hobbies.iter().cloned().map(AttributeValue::S).collect()),
-        ),
-        (FEED.into(), AttributeValue::S(feed)),
-    ])
+/// A person's item. Written without its version: `version` is stamped on
+/// the item when it is sent, and again before each retry (`restamp`).
+#[derive(Debug, Serialize, Deserialize)]
+struct PersonItem {
+    id: String,
+    first_name: String,
+    last_name: String,
+    nationality: String,
+    /// A list, not a string set: a set cannot be empty and loses order.
+    hobbies: Vec<String>,
+    /// The feed shard (see `feed_of`); only the index reads it.
+    #[serde(skip_deserializing)]
+    feed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<Version>,
 }
 
-/// A tombstone's item, without its version: the id, the feed shard, the
-/// mark, and when it may expire.
-fn tombstone_item(id: &str, feed: String, now_secs: u64) -> Item {
-    let expires = now_secs + TOMBSTONE_LIFETIME.as_secs();
-    HashMap::from([
-        (ID.into(), AttributeValue::S(id.to_owned())),
-        (DELETED.into(), AttributeValue::Bool(true)),
-        (EXPIRES_AT.into(), AttributeValue::N(expires.to_string())),
-        (FEED.into(), AttributeValue::S(feed)),
-    ])
+impl PersonItem {
+    fn new(p: &Person, feed: String) -> Self {
+        Self {
+            id: p.id.clone(),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            nationality: p.nationality.clone(),
+            hobbies: p.hobbies.clone(),
+            feed,
+            version: None,
+        }
+    }
+}
+
+impl From<PersonItem> for Person {
+    fn from(item: PersonItem) -> Self {
+        Person {
+            id: item.id,
+            first_name: item.first_name,
+            last_name: item.last_name,
+            nationality: item.nationality,
+            hobbies: item.hobbies,
+        }
+    }
+}
+
+/// A tombstone's item: the id, the feed shard, the mark, and when it may
+/// expire (its version stamped as a person's).
+#[derive(Debug, Serialize, Deserialize)]
+struct Tombstone {
+    id: String,
+    deleted: bool,
+    expires_at: u64,
+    #[serde(skip_deserializing)]
+    feed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<Version>,
+}
+
+impl Tombstone {
+    fn new(id: &str, feed: String, now_secs: u64) -> Self {
+        Self {
+            id: id.to_owned(),
+            deleted: true,
+            expires_at: now_secs + TOMBSTONE_LIFETIME.as_secs(),
+            feed,
+            version: None,
+        }
+    }
 }
 
 fn is_tombstone(item: &Item) -> bool {
     matches!(item.get(DELETED), Some(AttributeValue::Bool(true)))
 }
 
-/// A feed item as a change: a tombstone is a delete.
-fn change_of(item: &Item) -> Result<Change, StoreError> {
-    if is_tombstone(item) {
-        return match item.get(ID) {
-            Some(AttributeValue::S(id)) => Ok(Change::Delete(id.clone())),
-            _ => Err(bad_item("<no id>", "a tombstone without a string `id`")),
-        };
-    }
-    from_item(item).map(Change::Put)
+const A_PERSON: &str = "a person";
+
+fn person_of(item: Item) -> Result<Person, StoreError> {
+    from_item::<PersonItem>(A_PERSON, ID, item).map(Person::from)
 }
 
-fn from_item(item: &Item) -> Result<Person, StoreError> {
-    let id = match item.get(ID) {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => return Err(bad_item("<no id>", "no string attribute `id`")),
+/// A feed item as a change and its version: a tombstone is a delete.
+fn change_of(item: Item) -> Result<(Version, Change), StoreError> {
+    let (id, version, change) = if is_tombstone(&item) {
+        let t: Tombstone = from_item(A_PERSON, ID, item)?;
+        (t.id.clone(), t.version, Change::Delete(t.id))
+    } else {
+        let p: PersonItem = from_item(A_PERSON, ID, item)?;
+        (p.id.clone(), p.version, Change::Put(p.into()))
     };
-    let text = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(s)) => Ok(s.clone()),
-        Some(_) => Err(bad_item(&id, &format!("`{name}` is not a string"))),
-        None => Err(bad_item(&id, &format!("`{name}` is missing"))),
-    };
-    let hobbies = match item.get(HOBBIES) {
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|h| match h {
-                AttributeValue::S(s) => Ok(s.clone()),
-                _ => Err(bad_item(
-                    &id,
-                    "`hobbies` holds a value that is not a string",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(bad_item(&id, "`hobbies` is not a list")),
-        None => return Err(bad_item(&id, "`hobbies` is missing")),
-    };
-    Ok(Person {
-        first_name: text(FIRST_NAME)?,
-        last_name: text(LAST_NAME)?,
-        nationality: text(NATIONALITY)?,
-        hobbies,
-        id,
-    })
-}
-
-fn version_of(item: &Item) -> Result<Version, StoreError> {
-    match item.get(VERSION) {
-        Some(AttributeValue::N(n)) => n.parse().map_err(|_| {
-            bad_item(
-                &id_or_unknown(item),
-                &format!("`version` {n:?} is not a whole number"),
-            )
-        }),
-        _ => Err(bad_item(
-            &id_or_unknown(item),
-            "no number attribute `version`",
-        )),
-    }
-}
-
-fn id_or_unknown(item: &Item) -> String {
-    match item.get(ID) {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => "<no id>".into(),
-    }
-}
-
-fn bad_item(id: &str, problem: &str) -> StoreError {
-    StoreError::Permanent(Box::new(BadItem {
-        id: id.to_owned(),
-        problem: problem.to_owned(),
-    }))
+    let version =
+        version.ok_or_else(|| bad_item(A_PERSON, &id, "no number attribute `version`"))?;
+    Ok((version, change))
 }
 
 #[cfg(test)]
@@ -1038,40 +802,76 @@ mod tests {
         }
     }
 
-    #[test]
-    fn items_round_trip_keeping_hobby_order_and_empty_hobbies() {
-        for hobbies in [&[][..], &["Go", "Chess", "Archery"][..]] {
-            let p = person(hobbies);
-            let mut item = to_item(&p, "f1".into());
-            item.insert(VERSION.into(), AttributeValue::N("42".into()));
-            assert_eq!(from_item(&item).unwrap(), p);
-            assert_eq!(version_of(&item).unwrap(), 42);
-        }
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
     }
 
     #[test]
-    fn an_item_that_does_not_decode_is_an_error_naming_its_id() {
-        let mut item = to_item(&person(&[]), "f0".into());
-        item.insert(HOBBIES.into(), AttributeValue::Ss(vec!["Chess".into()]));
-        let err = from_item(&item).unwrap_err();
-        assert!(matches!(err, StoreError::Permanent(_)));
-        let source = StdError::source(&err).unwrap().to_string();
-        assert!(
-            source.contains("\"p1\"") && source.contains("hobbies"),
-            "{source}"
+    fn items_keep_the_attributes_the_table_has_always_had() {
+        // The names and types that tables written before serde_dynamo hold.
+        let item = to_item(&PersonItem::new(&person(&["Go", "Chess"]), "f1".into())).unwrap();
+        assert_eq!(
+            item,
+            HashMap::from([
+                ("id".into(), s("p1")),
+                ("first_name".into(), s("Zoë")),
+                ("last_name".into(), s("O'Brien")),
+                ("nationality".into(), s("Irish")),
+                (
+                    "hobbies".into(),
+                    AttributeValue::L(vec![s("Go"), s("Chess")])
+                ),
+                ("feed".into(), s("f1")),
+            ])
+        );
+        let tombstone = to_item(&Tombstone::new("p1", "f2".into(), 1_000)).unwrap();
+        assert_eq!(
+            tombstone,
+            HashMap::from([
+                ("id".into(), s("p1")),
+                ("deleted".into(), AttributeValue::Bool(true)),
+                (
+                    "expires_at".into(),
+                    AttributeValue::N((1_000 + TOMBSTONE_LIFETIME.as_secs()).to_string())
+                ),
+                ("feed".into(), s("f2")),
+            ])
         );
     }
 
     #[test]
-    fn backoff_grows_to_its_cap_with_jitter_within_bounds() {
-        let retry = BatchRetry::default();
-        for (retry_no, full) in [(1, 25), (2, 50), (3, 100), (6, 800), (7, 1000), (30, 1000)] {
-            let full = Duration::from_millis(full);
-            for _ in 0..20 {
-                let d = retry.delay(retry_no);
-                assert!(d >= full / 2 && d <= full, "retry {retry_no}: {d:?}");
-            }
+    fn items_round_trip_keeping_hobby_order_and_empty_hobbies() {
+        for hobbies in [&[][..], &["Go", "Chess", "Archery"][..]] {
+            let p = person(hobbies);
+            let mut item = to_item(&PersonItem::new(&p, "f1".into())).unwrap();
+            item.insert(VERSION.into(), AttributeValue::N("42".into()));
+            assert_eq!(person_of(item.clone()).unwrap(), p);
+            assert_eq!(change_of(item).unwrap(), (42, Change::Put(p)));
         }
+        let mut tombstone = to_item(&Tombstone::new("p1", "f0".into(), 7)).unwrap();
+        tombstone.insert(VERSION.into(), AttributeValue::N("43".into()));
+        assert!(is_tombstone(&tombstone));
+        assert_eq!(
+            change_of(tombstone).unwrap(),
+            (43, Change::Delete("p1".into()))
+        );
+    }
+
+    #[test]
+    fn an_item_that_does_not_decode_is_an_error_naming_its_id() {
+        let mut item = to_item(&PersonItem::new(&person(&[]), "f0".into())).unwrap();
+        item.insert("hobbies".into(), s("Chess"));
+        let err = person_of(item).unwrap_err();
+        assert!(matches!(err, StoreError::Permanent(_)));
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(
+            source.contains("\"p1\"") && source.contains("hobbies"),
+            "{source}"
+        );
+        let unversioned = to_item(&PersonItem::new(&person(&[]), "f0".into())).unwrap();
+        let err = change_of(unversioned).unwrap_err();
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("version"), "{source}");
     }
 
     #[test]

@@ -15,35 +15,31 @@
 //! `expires_at` (TTL); since DynamoDB deletes expired items only eventually,
 //! reads skip the expired ones themselves.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, KeySchemaElement,
-    KeyType, Put, ScalarAttributeType, TableStatus, TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, KeyType, Put, ScalarAttributeType, TableStatus,
+    TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::dynamodb::{BatchRetry, create_table_and_wait, store_error};
-use super::dynamodb_requests::enable_ttl;
+use crate::dynamodb_common::{
+    BATCH_WRITE_MAX, EXPIRES_AT, Item, built, create_table_and_wait, from_item, on_demand_table,
+    store_error, to_item, transaction_error, write_batch,
+};
+use crate::retry::RetryPolicy;
 use people_app::ports::{CONNECTION_TTL, ConnectionStore, StoreError};
 
 const PK: &str = "pk";
 const SK: &str = "sk";
-const EXPIRES_AT: &str = "expires_at";
-const CONNECTED_AT: &str = "connected_at";
 const CONNECTION_SK: &str = "connection";
 const SUB_PREFIX: &str = "sub#";
-const BATCH_WRITE_MAX: usize = 25;
-
-type Item = HashMap<String, AttributeValue>;
 
 pub struct DynamoConnectionStore {
     client: Client,
     table: String,
-    retry: BatchRetry,
+    retry: RetryPolicy,
 }
 
 impl DynamoConnectionStore {
@@ -51,7 +47,7 @@ impl DynamoConnectionStore {
         Self {
             client,
             table: table.into(),
-            retry: BatchRetry::default(),
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -86,11 +82,9 @@ impl DynamoConnectionStore {
                 .send()
                 .await
                 .map_err(|e| store_error("Query", &self.table, e))?;
-            keys.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| item.get(SK)?.as_s().ok().cloned()),
-            );
+            for item in page.items.unwrap_or_default() {
+                keys.push(from_item::<SortKey>("a key", PK, item)?.sk);
+            }
             match page.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
                 _ => return Ok(keys),
@@ -100,45 +94,41 @@ impl DynamoConnectionStore {
 
     /// Deletes items by key with BatchWriteItem, 25 at a time, retrying
     /// what DynamoDB hands back unprocessed.
-    async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+    async fn delete_all(&self, keys: Vec<Key>) -> Result<(), StoreError> {
         for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut requests = chunk
+            let requests = chunk
                 .iter()
-                .map(|(pk, sk)| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(key(pk.clone(), sk.clone())))
-                        .build()
-                        .map_err(built)?;
+                .map(|key| {
+                    let delete = built(
+                        DeleteRequest::builder()
+                            .set_key(Some(to_item(key)?))
+                            .build(),
+                    )?;
                     Ok(WriteRequest::builder().delete_request(delete).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut attempt = 1;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| store_error("BatchWriteItem", &self.table, e))?;
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt >= self.retry.max_attempts {
-                    return Err(StoreError::Unavailable(
-                        format!(
-                            "{} deletes still unprocessed after {attempt} attempts",
-                            requests.len()
-                        )
-                        .into(),
-                    ));
-                }
-                tokio::time::sleep(self.retry.delay(attempt)).await;
-                attempt += 1;
+            let unprocessed = write_batch(
+                &self.retry,
+                &self.table,
+                requests,
+                |requests| {
+                    self.client
+                        .batch_write_item()
+                        .request_items(&self.table, requests)
+                        .send()
+                },
+                |_| {},
+            )
+            .await?;
+            if !unprocessed.is_empty() {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "{} deletes still unprocessed after {} attempts",
+                        unprocessed.len(),
+                        self.retry.max_attempts
+                    )
+                    .into(),
+                ));
             }
         }
         Ok(())
@@ -150,7 +140,7 @@ impl DynamoConnectionStore {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| store_error("TransactWriteItems", &self.table, e))?;
+            .map_err(|e| transaction_error(&self.table, e))?;
         Ok(())
     }
 }
@@ -158,9 +148,11 @@ impl DynamoConnectionStore {
 #[async_trait]
 impl ConnectionStore for DynamoConnectionStore {
     async fn connect(&self, connection_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut item = key(connection_pk(connection_id), CONNECTION_SK.into());
-        item.insert(CONNECTED_AT.into(), epoch(now));
-        item.insert(EXPIRES_AT.into(), expiry(now));
+        let item = to_item(&KeyedItem {
+            key: Key::new(connection_pk(connection_id), CONNECTION_SK.into()),
+            connected_at: Some(now.timestamp()),
+            expires_at: expiry(now),
+        })?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -176,9 +168,9 @@ impl ConnectionStore for DynamoConnectionStore {
         let mut keys = Vec::new();
         for sk in self.sort_keys(pk.clone(), None).await? {
             if let Some(request_id) = sk.strip_prefix(SUB_PREFIX) {
-                keys.push((request_pk(request_id), connection_id.to_owned()));
+                keys.push(Key::new(request_pk(request_id), connection_id.to_owned()));
             }
-            keys.push((pk.clone(), sk));
+            keys.push(Key::new(pk.clone(), sk));
         }
         self.delete_all(keys).await
     }
@@ -190,13 +182,17 @@ impl ConnectionStore for DynamoConnectionStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let put = |pk: String, sk: String| -> Result<TransactWriteItem, StoreError> {
-            let mut item = key(pk, sk);
-            item.insert(EXPIRES_AT.into(), expiry(now));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(built)?;
+            let item = to_item(&KeyedItem {
+                key: Key::new(pk, sk),
+                connected_at: None,
+                expires_at: expiry(now),
+            })?;
+            let put = built(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build(),
+            )?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
         self.transact(vec![
@@ -208,11 +204,12 @@ impl ConnectionStore for DynamoConnectionStore {
 
     async fn unsubscribe(&self, connection_id: &str, request_id: &str) -> Result<(), StoreError> {
         let delete = |pk: String, sk: String| -> Result<TransactWriteItem, StoreError> {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, sk)))
-                .build()
-                .map_err(built)?;
+            let delete = built(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(to_item(&Key::new(pk, sk))?))
+                    .build(),
+            )?;
             Ok(TransactWriteItem::builder().delete(delete).build())
         };
         self.transact(vec![
@@ -246,43 +243,17 @@ impl ConnectionStore for DynamoConnectionStore {
 /// and fresh accounts; the SAM stack makes its own). Idempotent.
 #[tracing::instrument(skip(client))]
 pub async fn create_connections_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(built)
-    };
-    let key_element = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .map_err(built)
-    };
-    let create = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute(PK)?)
-        .attribute_definitions(attribute(SK)?)
-        .key_schema(key_element(PK, KeyType::Hash)?)
-        .key_schema(key_element(SK, KeyType::Range)?);
-    create_table_and_wait(client, table, create, |t| {
-        let keys: Vec<(&str, &KeyType)> = t
-            .key_schema()
-            .iter()
-            .map(|k| (k.attribute_name(), k.key_type()))
-            .collect();
-        if keys != [(PK, &KeyType::Hash), (SK, &KeyType::Range)] {
-            return Err(StoreError::Permanent(
-                format!("table {table} exists with another key: {keys:?}").into(),
-            ));
-        }
+    let key = [(PK, KeyType::Hash), (SK, KeyType::Range)];
+    let create = on_demand_table(
+        client,
+        table,
+        &[(PK, ScalarAttributeType::S), (SK, ScalarAttributeType::S)],
+        &key,
+    )?;
+    create_table_and_wait(client, table, create, &key, |t| {
         Ok(t.table_status() == Some(&TableStatus::Active))
     })
-    .await?;
-    enable_ttl(client, table).await
+    .await
 }
 
 fn connection_pk(connection_id: &str) -> String {
@@ -297,21 +268,89 @@ fn subscription_sk(request_id: &str) -> String {
     format!("{SUB_PREFIX}{request_id}")
 }
 
-fn key(pk: String, sk: String) -> Item {
-    HashMap::from([
-        (PK.to_owned(), AttributeValue::S(pk)),
-        (SK.to_owned(), AttributeValue::S(sk)),
-    ])
+/// An item's key.
+#[derive(Debug, Serialize)]
+struct Key {
+    pk: String,
+    sk: String,
+}
+
+impl Key {
+    fn new(pk: String, sk: String) -> Self {
+        Self { pk, sk }
+    }
+}
+
+/// A connection (with `connected_at`) or one of the two items of a
+/// subscription; every one expires.
+#[derive(Debug, Serialize)]
+struct KeyedItem {
+    #[serde(flatten)]
+    key: Key,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connected_at: Option<i64>,
+    /// Epoch seconds.
+    expires_at: i64,
+}
+
+/// What the queries read: the sort key alone (a projection).
+#[derive(Debug, Deserialize)]
+struct SortKey {
+    sk: String,
 }
 
 fn epoch(t: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(t.timestamp().to_string())
 }
 
-fn expiry(now: DateTime<Utc>) -> AttributeValue {
-    epoch(now + chrono::Duration::from_std(CONNECTION_TTL).expect("the TTL fits"))
+fn expiry(now: DateTime<Utc>) -> i64 {
+    (now + chrono::Duration::from_std(CONNECTION_TTL).expect("the TTL fits")).timestamp()
 }
 
-fn built(e: BuildError) -> StoreError {
-    StoreError::Permanent(Box::new(e))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::collections::HashMap;
+
+    #[test]
+    fn items_keep_the_attributes_the_table_has_always_had() {
+        let now = Utc.timestamp_opt(1_750_000_000, 0).unwrap();
+        let s = |text: &str| AttributeValue::S(text.into());
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let ttl = CONNECTION_TTL.as_secs() as i64;
+        let connection = to_item(&KeyedItem {
+            key: Key::new(connection_pk("c1"), CONNECTION_SK.into()),
+            connected_at: Some(now.timestamp()),
+            expires_at: expiry(now),
+        })
+        .unwrap();
+        assert_eq!(
+            connection,
+            HashMap::from([
+                ("pk".into(), s("conn#c1")),
+                ("sk".into(), s("connection")),
+                ("connected_at".into(), n(1_750_000_000)),
+                ("expires_at".into(), n(1_750_000_000 + ttl)),
+            ])
+        );
+        let follower = to_item(&KeyedItem {
+            key: Key::new(request_pk("r1"), "c1".into()),
+            connected_at: None,
+            expires_at: expiry(now),
+        })
+        .unwrap();
+        assert_eq!(
+            follower,
+            HashMap::from([
+                ("pk".into(), s("req#r1")),
+                ("sk".into(), s("c1")),
+                ("expires_at".into(), n(1_750_000_000 + ttl)),
+            ])
+        );
+        assert_eq!(
+            to_item(&Key::new("a".into(), "b".into())).unwrap(),
+            HashMap::from([("pk".into(), s("a")), ("sk".into(), s("b"))])
+        );
+    }
 }

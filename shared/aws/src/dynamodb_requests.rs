@@ -12,21 +12,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeValue, Delete, KeyType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::dynamodb::{create_table_and_wait, store_error};
+use crate::dynamodb_common::{
+    CHECK_FAILED, EXPIRES_AT, Item, bad_item, built, cancellation_reasons, create_table_and_wait,
+    from_item, on_demand_table, store_error, to_item, transaction_error,
+};
+use crate::retry::RetryPolicy;
+use crate::sdk_error::{Fault, classify};
 use people_app::jobs::{JobError, JobKind, RequestRecord, RequestStatus, scoped_key};
 use people_app::ports::{Created, Outcome, RequestStore, Started, StoreError};
 
@@ -47,22 +46,16 @@ pub const FINISHED_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// small unless most of its people are rejected with long reasons.
 pub const MAX_RESULT_JSON_BYTES: usize = 395 * 1024;
 
+// Attribute names that expressions use; the items' structs name them all.
 const ID: &str = "id";
-const KIND: &str = "kind";
 const STATUS: &str = "status";
-const CREATED_AT: &str = "created_at";
 const UPDATED_AT: &str = "updated_at";
 const RESULT_JSON: &str = "result_json";
 const ERROR_CODE: &str = "error_code";
 const ERROR_MESSAGE: &str = "error_message";
 const ATTEMPTS: &str = "attempts";
-const EXPIRES_AT: &str = "expires_at";
 /// On an idempotency item: the id of the request it names.
 const REQUEST_ID: &str = "request_id";
-/// The `sub` of the caller who submitted the request (absent: anonymous).
-const OWNER: &str = "owner";
-/// The fingerprint of the submitted job (`jobs::fingerprint`).
-const FINGERPRINT: &str = "fingerprint";
 
 /// `abandon`: only a request no worker has started.
 const ABANDON_CONDITION: &str = "#status = :queued";
@@ -74,13 +67,13 @@ const ABANDON_UPDATE: &str = "SET #status = :failed, #updated_at = :now, #expire
 /// transaction wrote the same key at the same moment.
 const CREATE_ATTEMPTS: u32 = 4;
 
-type Item = HashMap<String, AttributeValue>;
-
 /// Request records in DynamoDB, with the same conditional transitions as
 /// `MemoryRequestStore`.
 pub struct DynamoRequestStore {
     client: Client,
     table: String,
+    /// Backoff between tries of a create cancelled by a conflict.
+    retry: RetryPolicy,
 }
 
 impl DynamoRequestStore {
@@ -88,13 +81,14 @@ impl DynamoRequestStore {
         Self {
             client,
             table: table.into(),
+            retry: RetryPolicy::default(),
         }
     }
 
-    /// The request `id`, read consistently (a worker reads right after the
+    /// The item `id`, read consistently (a worker reads right after the
     /// API wrote it).
-    async fn read(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
-        let item = self
+    async fn item(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        Ok(self
             .client
             .get_item()
             .table_name(&self.table)
@@ -103,23 +97,16 @@ impl DynamoRequestStore {
             .send()
             .await
             .map_err(|e| store_error("GetItem", &self.table, e))?
-            .item;
-        item.as_ref().map(from_item).transpose()
+            .item)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        self.item(id).await?.map(record_of).transpose()
     }
 
     /// The request id an idempotency item names, if the item exists.
     async fn key_target(&self, key_id: &str) -> Result<Option<String>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ID, AttributeValue::S(key_id.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", &self.table, e))?
-            .item;
-        item.as_ref().map(|i| request_id_of(key_id, i)).transpose()
+        self.item(key_id).await?.map(request_id_of).transpose()
     }
 
     async fn create_unkeyed(
@@ -138,12 +125,7 @@ impl DynamoRequestStore {
             .await;
         match put {
             Ok(_) => Ok(Created::New(record.clone())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(PutItemError::is_conditional_check_failed_exception) =>
-            {
-                self.already_there(record).await
-            }
+            Err(e) if classify(&e) == Fault::ConditionFailed => self.already_there(record).await,
             Err(e) => Err(store_error("PutItem", &self.table, e)),
         }
     }
@@ -166,15 +148,12 @@ impl DynamoRequestStore {
         expires_at: i64,
     ) -> Result<Created, StoreError> {
         let key_id = key_item_id(record, key);
-        let key_item: Item = HashMap::from([
-            (ID.into(), AttributeValue::S(key_id.clone())),
-            (REQUEST_ID.into(), AttributeValue::S(record.id.clone())),
-            (
-                CREATED_AT.into(),
-                AttributeValue::S(timestamp(record.created_at)),
-            ),
-            (EXPIRES_AT.into(), AttributeValue::N(expires_at.to_string())),
-        ]);
+        let key_item = to_item(&KeyItem {
+            id: key_id.clone(),
+            request_id: record.id.clone(),
+            created_at: record.created_at,
+            expires_at,
+        })?;
         let request_put = built(
             Put::builder()
                 .table_name(&self.table)
@@ -187,6 +166,7 @@ impl DynamoRequestStore {
         // first) may be taken over; only that one, so that two takeovers at
         // once cannot both win.
         let mut stale: Option<String> = None;
+        let mut delays = self.retry.delays();
         for attempt in 1..=CREATE_ATTEMPTS {
             let mut key_put = Put::builder()
                 .table_name(&self.table)
@@ -221,14 +201,14 @@ impl DynamoRequestStore {
                 Ok(_) => return Ok(Created::New(record.clone())),
                 Err(err) => err,
             };
-            let reasons = cancellation_codes(&err);
+            let reasons = cancellation_reasons(&err);
             let failed =
                 |i: usize| reasons.get(i).map(|r| r.0.as_deref()) == Some(Some(CHECK_FAILED));
             if failed(1) {
                 // The key is taken: by whom? The failed condition returns the
                 // key item; an emulator that does not, is asked.
-                let named = match reasons.get(1).and_then(|r| r.1.as_ref()) {
-                    Some(key_item) => Some(request_id_of(&key_id, key_item)?),
+                let named = match reasons.get(1).and_then(|r| r.1.clone()) {
+                    Some(key_item) => Some(request_id_of(key_item)?),
                     None => self.key_target(&key_id).await?,
                 };
                 match named {
@@ -254,12 +234,15 @@ impl DynamoRequestStore {
                 e.is_transaction_canceled_exception() || e.is_transaction_in_progress_exception()
             });
             let error = transaction_error(&self.table, err);
-            if cancelled && matches!(error, StoreError::Unavailable(_)) && attempt < CREATE_ATTEMPTS
+            if cancelled
+                && matches!(error, StoreError::Unavailable(_))
+                && attempt < CREATE_ATTEMPTS
+                && let Some(delay) = delays.next()
             {
                 // Most likely a concurrent create with the same key: the next
                 // try sees its key item.
                 tracing::debug!(attempt, "create transaction cancelled; trying again");
-                tokio::time::sleep(Duration::from_millis(20) * 2u32.pow(attempt - 1)).await;
+                tokio::time::sleep(delay).await;
                 continue;
             }
             return Err(error);
@@ -269,8 +252,6 @@ impl DynamoRequestStore {
         ))
     }
 }
-
-const CHECK_FAILED: &str = "ConditionalCheckFailed";
 
 #[async_trait]
 impl RequestStore for DynamoRequestStore {
@@ -284,7 +265,7 @@ impl RequestStore for DynamoRequestStore {
         idempotency_key: Option<&str>,
     ) -> Result<Created, StoreError> {
         let expires_at = expiry(record.created_at, UNFINISHED_TTL);
-        let item = to_item(record, expires_at)?;
+        let item = to_item(&RequestItem::new(record, expires_at)?)?;
         match idempotency_key {
             None => self.create_unkeyed(record, item).await,
             Some(key) => self.create_keyed(record, item, key, expires_at).await,
@@ -345,12 +326,7 @@ impl RequestStore for DynamoRequestStore {
                 .await;
             return match updated {
                 Ok(_) => Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-                {
-                    Ok(false)
-                }
+                Err(e) if classify(&e) == Fault::ConditionFailed => Ok(false),
                 Err(e) => Err(store_error("UpdateItem", &self.table, e)),
             };
         };
@@ -386,7 +362,7 @@ impl RequestStore for DynamoRequestStore {
             Ok(_) => return Ok(true),
             Err(err) => err,
         };
-        let reasons = cancellation_codes(&err);
+        let reasons = cancellation_reasons(&err);
         let failed = |i: usize| reasons.get(i).map(|r| r.0.as_deref()) == Some(Some(CHECK_FAILED));
         if failed(0) {
             // A worker started it: the message did go out.
@@ -430,7 +406,7 @@ impl RequestStore for DynamoRequestStore {
         let failed = match updated {
             Ok(out) => {
                 let item = out.attributes.unwrap_or_default();
-                return Ok(Started::Started(from_item(&item)?));
+                return Ok(Started::Started(record_of(item)?));
             }
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
@@ -442,7 +418,7 @@ impl RequestStore for DynamoRequestStore {
         // The condition failed on the item it returns (atomically); without
         // one, the item is missing, or the server does not return it: read.
         let current = match failed {
-            Some(item) => Some(from_item(&item)?),
+            Some(item) => Some(record_of(item)?),
             None => self.read(id).await?,
         };
         match current {
@@ -491,7 +467,10 @@ impl RequestStore for DynamoRequestStore {
                 )
                 .expression_attribute_names("#result_json", RESULT_JSON)
                 .expression_attribute_values(":status", status_value(RequestStatus::Completed))
-                .expression_attribute_values(":result_json", result_json(id, &result)?),
+                .expression_attribute_values(
+                    ":result_json",
+                    AttributeValue::S(result_json(id, &result)?),
+                ),
             Outcome::Failed(error) => update
                 .update_expression(
                     "SET #status = :status, #updated_at = :now, #expires_at = :expires_at, \
@@ -505,12 +484,7 @@ impl RequestStore for DynamoRequestStore {
         };
         match update.send().await {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
+            Err(e) if classify(&e) == Fault::ConditionFailed => Ok(false),
             Err(e) => Err(store_error("UpdateItem", &self.table, e)),
         }
     }
@@ -545,8 +519,8 @@ impl RequestStore for DynamoRequestStore {
                 .send()
                 .await
                 .map_err(|e| store_error("Scan", &self.table, e))?;
-            for item in page.items() {
-                let record = from_item(item)?;
+            for item in page.items.unwrap_or_default() {
+                let record = record_of(item)?;
                 // As text, timestamps order exactly only to the second
                 // (fractions have varying lengths): the exact check is here,
                 // and one the filter missed by a fraction is the next run's.
@@ -571,171 +545,12 @@ impl RequestStore for DynamoRequestStore {
 /// is on `expires_at`.
 #[tracing::instrument(skip(client))]
 pub async fn create_requests_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let create = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(built(
-            AttributeDefinition::builder()
-                .attribute_name(ID)
-                .attribute_type(ScalarAttributeType::S)
-                .build(),
-        )?)
-        .key_schema(built(
-            KeySchemaElement::builder()
-                .attribute_name(ID)
-                .key_type(KeyType::Hash)
-                .build(),
-        )?);
-    create_table_and_wait(client, table, create, |t| {
-        let keys: Vec<(&str, &KeyType)> = t
-            .key_schema()
-            .iter()
-            .map(|k| (k.attribute_name(), k.key_type()))
-            .collect();
-        if keys != [(ID, &KeyType::Hash)] {
-            return Err(StoreError::Permanent(
-                format!("table {table} exists with another key: {keys:?}").into(),
-            ));
-        }
+    let key = [(ID, KeyType::Hash)];
+    let create = on_demand_table(client, table, &[(ID, ScalarAttributeType::S)], &key)?;
+    create_table_and_wait(client, table, create, &key, |t| {
         Ok(t.table_status() == Some(&TableStatus::Active))
     })
-    .await?;
-    enable_ttl(client, table).await
-}
-
-/// Turns on TTL on `expires_at`, unless it is on already (DynamoDB refuses
-/// to enable it twice). TTL is housekeeping, not correctness: a server that
-/// does not implement it is logged, not an error.
-pub(crate) async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
-    let described = client
-        .describe_time_to_live()
-        .table_name(table)
-        .send()
-        .await;
-    let current = match described {
-        Ok(out) => out.time_to_live_description,
-        Err(e) if not_implemented(&e) => {
-            tracing::warn!(error = ?e, "this server has no TTL; requests will not expire");
-            return Ok(());
-        }
-        Err(e) => return Err(store_error("DescribeTimeToLive", table, e)),
-    };
-    let status = current.as_ref().and_then(|d| d.time_to_live_status());
-    let attribute = current.as_ref().and_then(|d| d.attribute_name());
-    match status {
-        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
-            return if attribute == Some(EXPIRES_AT) {
-                tracing::info!("TTL on {EXPIRES_AT} already");
-                Ok(())
-            } else {
-                Err(StoreError::Permanent(
-                    format!("table {table} has TTL on {attribute:?}, not {EXPIRES_AT:?}").into(),
-                ))
-            };
-        }
-        Some(TimeToLiveStatus::Disabling) => {
-            // DynamoDB takes up to an hour and refuses changes meanwhile.
-            return Err(StoreError::Unavailable(
-                format!("TTL of table {table} is being disabled; try again later").into(),
-            ));
-        }
-        _ => {}
-    }
-    let specification = built(
-        TimeToLiveSpecification::builder()
-            .attribute_name(EXPIRES_AT)
-            .enabled(true)
-            .build(),
-    )?;
-    match client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(specification)
-        .send()
-        .await
-    {
-        Ok(_) => {
-            tracing::info!("TTL enabled on {EXPIRES_AT}");
-            Ok(())
-        }
-        Err(e) if not_implemented(&e) => {
-            tracing::warn!(error = ?e, "this server has no TTL; requests will not expire");
-            Ok(())
-        }
-        Err(e) => Err(store_error("UpdateTimeToLive", table, e)),
-    }
-}
-
-fn not_implemented<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(service) => {
-            service.raw().status().as_u16() == 501
-                || matches!(
-                    service.err().code(),
-                    Some(
-                        "UnknownOperationException" | "NotImplemented" | "NotImplementedException"
-                    )
-                )
-        }
-        _ => false,
-    }
-}
-
-/// `store_error`, plus what only a transaction says: cancelled because
-/// another transaction was writing the same item, or throttled, is worth
-/// retrying.
-fn transaction_error(
-    table: &str,
-    err: SdkError<TransactWriteItemsError, HttpResponse>,
-) -> StoreError {
-    const RETRYABLE_REASONS: &[&str] = &[
-        "TransactionConflict",
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "RequestLimitExceeded",
-    ];
-    let retryable = err.as_service_error().is_some_and(|e| {
-        e.is_transaction_in_progress_exception()
-            || cancellation_codes_of(e).iter().any(|(code, _)| {
-                code.as_deref()
-                    .is_some_and(|c| RETRYABLE_REASONS.contains(&c))
-            })
-    });
-    match store_error("TransactWriteItems", table, err) {
-        StoreError::Permanent(source) if retryable => StoreError::Unavailable(source),
-        other => other,
-    }
-}
-
-/// Per item of a cancelled transaction: its reason code, and the item that
-/// failed its condition (when asked for with `ALL_OLD`).
-fn cancellation_codes(
-    err: &SdkError<TransactWriteItemsError, HttpResponse>,
-) -> Vec<(Option<String>, Option<Item>)> {
-    err.as_service_error()
-        .map(cancellation_codes_of)
-        .unwrap_or_default()
-}
-
-fn cancellation_codes_of(err: &TransactWriteItemsError) -> Vec<(Option<String>, Option<Item>)> {
-    match err {
-        TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled
-            .cancellation_reasons()
-            .iter()
-            .map(|r| (r.code().map(str::to_owned), r.item().cloned()))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// An item that is not a request (or idempotency key) as this adapter
-/// writes them.
-#[derive(Debug, thiserror::Error)]
-#[error("item {id:?} cannot be read as a request: {problem}")]
-pub struct BadRequestItem {
-    id: String,
-    problem: String,
+    .await
 }
 
 /// A result over what an item can hold.
@@ -752,17 +567,6 @@ fn id_taken(id: &str) -> StoreError {
     StoreError::Permanent(format!("request id {id:?} is used by another request").into())
 }
 
-fn bad_item(id: &str, problem: impl Into<String>) -> StoreError {
-    StoreError::Permanent(Box::new(BadRequestItem {
-        id: id.to_owned(),
-        problem: problem.into(),
-    }))
-}
-
-fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Permanent(Box::new(e)))
-}
-
 /// Epoch seconds of `from + ttl`, as DynamoDB TTL wants them.
 fn expiry(from: DateTime<Utc>, ttl: Duration) -> i64 {
     from.timestamp()
@@ -775,20 +579,30 @@ fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The name serde gives a unit variant: storage and the API spell kinds
-/// and statuses the same way.
-fn variant_name<T: Serialize>(value: T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(name)) => name,
-        other => unreachable!("a unit variant serializes to a string, not {other:?}"),
+/// Timestamps in items: [`timestamp`]'s text.
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::timestamp(*t))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not RFC 3339: {e}")))
     }
 }
 
+/// A kind or status as stored: the name serde gives it, as in the API.
 fn status_value(status: RequestStatus) -> AttributeValue {
-    AttributeValue::S(variant_name(status))
+    serde_dynamo::to_attribute_value(status)
+        .unwrap_or_else(|e| unreachable!("a unit variant serializes: {e}"))
 }
 
-fn result_json(id: &str, result: &serde_json::Value) -> Result<AttributeValue, StoreError> {
+fn result_json(id: &str, result: &serde_json::Value) -> Result<String, StoreError> {
     let json = result.to_string();
     if json.len() > MAX_RESULT_JSON_BYTES {
         return Err(StoreError::Permanent(Box::new(ResultTooLarge {
@@ -796,105 +610,107 @@ fn result_json(id: &str, result: &serde_json::Value) -> Result<AttributeValue, S
             bytes: json.len(),
         })));
     }
-    Ok(AttributeValue::S(json))
+    Ok(json)
 }
 
-fn to_item(r: &RequestRecord, expires_at: i64) -> Result<Item, StoreError> {
-    let mut item: Item = HashMap::from([
-        (ID.into(), AttributeValue::S(r.id.clone())),
-        (KIND.into(), AttributeValue::S(variant_name(r.kind))),
-        (STATUS.into(), status_value(r.status)),
-        (
-            CREATED_AT.into(),
-            AttributeValue::S(timestamp(r.created_at)),
-        ),
-        (
-            UPDATED_AT.into(),
-            AttributeValue::S(timestamp(r.updated_at)),
-        ),
-        (ATTEMPTS.into(), AttributeValue::N(r.attempts.to_string())),
-        (EXPIRES_AT.into(), AttributeValue::N(expires_at.to_string())),
-    ]);
-    if let Some(result) = &r.result {
-        item.insert(RESULT_JSON.into(), result_json(&r.id, result)?);
-    }
-    if let Some(owner) = &r.owner {
-        item.insert(OWNER.into(), AttributeValue::S(owner.clone()));
-    }
-    if let Some(fingerprint) = &r.fingerprint {
-        item.insert(FINGERPRINT.into(), AttributeValue::S(fingerprint.clone()));
-    }
-    if let Some(error) = &r.error {
-        item.insert(ERROR_CODE.into(), AttributeValue::S(error.code.clone()));
-        item.insert(
-            ERROR_MESSAGE.into(),
-            AttributeValue::S(error.message.clone()),
-        );
-    }
-    Ok(item)
+/// A request's item. The result is JSON text (`result_json`), the error
+/// two attributes; absent options are absent attributes.
+#[derive(Debug, Serialize, Deserialize)]
+struct RequestItem {
+    id: String,
+    kind: JobKind,
+    status: RequestStatus,
+    #[serde(with = "rfc3339")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    updated_at: DateTime<Utc>,
+    #[serde(default)]
+    attempts: u32,
+    /// Epoch seconds; TTL's, never read back.
+    #[serde(skip_deserializing)]
+    expires_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_json: Option<String>,
+    /// The `sub` of the caller who submitted the request (absent: anonymous).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// The fingerprint of the submitted job (`jobs::fingerprint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
 }
 
-fn from_item(item: &Item) -> Result<RequestRecord, StoreError> {
-    let id = match item.get(ID) {
-        Some(AttributeValue::S(id)) => id.clone(),
-        _ => return Err(bad_item("<no id>", "no string attribute `id`")),
-    };
-    let text = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(bad_item(&id, format!("`{name}` is not a string"))),
-        None => Ok(None),
-    };
-    let required =
-        |name: &str| text(name)?.ok_or_else(|| bad_item(&id, format!("`{name}` is missing")));
-    let time = |name: &str| -> Result<DateTime<Utc>, StoreError> {
-        let value = required(name)?;
-        DateTime::parse_from_rfc3339(value)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| bad_item(&id, format!("`{name}` {value:?} is not RFC 3339: {e}")))
-    };
-    let kind: JobKind = parse_variant(&id, KIND, required(KIND)?)?;
-    let status: RequestStatus = parse_variant(&id, STATUS, required(STATUS)?)?;
-    let attempts = match item.get(ATTEMPTS) {
-        Some(AttributeValue::N(n)) => n
-            .parse()
-            .map_err(|_| bad_item(&id, format!("`{ATTEMPTS}` {n:?} is not a count")))?,
-        Some(_) => return Err(bad_item(&id, format!("`{ATTEMPTS}` is not a number"))),
-        None => 0,
-    };
-    let result = text(RESULT_JSON)?
+impl RequestItem {
+    fn new(r: &RequestRecord, expires_at: i64) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id.clone(),
+            kind: r.kind,
+            status: r.status,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            attempts: r.attempts,
+            expires_at,
+            result_json: r
+                .result
+                .as_ref()
+                .map(|result| result_json(&r.id, result))
+                .transpose()?,
+            owner: r.owner.clone(),
+            fingerprint: r.fingerprint.clone(),
+            error_code: r.error.as_ref().map(|e| e.code.clone()),
+            error_message: r.error.as_ref().map(|e| e.message.clone()),
+        })
+    }
+}
+
+/// An idempotency key's item: which request it names.
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyItem {
+    id: String,
+    request_id: String,
+    #[serde(with = "rfc3339")]
+    created_at: DateTime<Utc>,
+    expires_at: i64,
+}
+
+const A_REQUEST: &str = "a request";
+
+fn record_of(item: Item) -> Result<RequestRecord, StoreError> {
+    let item: RequestItem = from_item(A_REQUEST, ID, item)?;
+    let result = item
+        .result_json
+        .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| bad_item(&id, format!("`{RESULT_JSON}` is not JSON: {e}")))?;
-    let error = match (text(ERROR_CODE)?, text(ERROR_MESSAGE)?) {
+        .map_err(|e| {
+            bad_item(
+                A_REQUEST,
+                &item.id,
+                format!("`{RESULT_JSON}` is not JSON: {e}"),
+            )
+        })?;
+    let error = match (item.error_code, item.error_message) {
         (None, None) => None,
         (code, message) => Some(JobError {
-            code: code.unwrap_or_default().to_owned(),
-            message: message.unwrap_or_default().to_owned(),
+            code: code.unwrap_or_default(),
+            message: message.unwrap_or_default(),
         }),
     };
-    let owner = text(OWNER)?.map(str::to_owned);
-    let fingerprint = text(FINGERPRINT)?.map(str::to_owned);
     Ok(RequestRecord {
-        kind,
-        status,
-        created_at: time(CREATED_AT)?,
-        updated_at: time(UPDATED_AT)?,
+        id: item.id,
+        kind: item.kind,
+        status: item.status,
+        created_at: item.created_at,
+        updated_at: item.updated_at,
         result,
         error,
-        attempts,
-        owner,
-        fingerprint,
-        id,
+        attempts: item.attempts,
+        owner: item.owner,
+        fingerprint: item.fingerprint,
     })
-}
-
-fn parse_variant<T: DeserializeOwned>(
-    id: &str,
-    attribute: &str,
-    value: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| bad_item(id, format!("`{attribute}` {value:?} is unknown")))
 }
 
 /// The id of the item of `record`'s idempotency key: scoped to its owner.
@@ -905,11 +721,15 @@ fn key_item_id(record: &RequestRecord, key: &str) -> String {
     )
 }
 
-fn request_id_of(key_id: &str, item: &Item) -> Result<String, StoreError> {
-    match item.get(REQUEST_ID) {
-        Some(AttributeValue::S(id)) => Ok(id.clone()),
-        _ => Err(bad_item(key_id, "an idempotency item without `request_id`")),
+/// The request an idempotency item names. Only `request_id` is needed,
+/// so only it is read: an item handed back by a failed condition is whole,
+/// but nothing else of it matters here.
+fn request_id_of(item: Item) -> Result<String, StoreError> {
+    #[derive(Deserialize)]
+    struct Target {
+        request_id: String,
     }
+    from_item::<Target>("an idempotency key", ID, item).map(|t| t.request_id)
 }
 
 #[cfg(test)]
@@ -936,14 +756,85 @@ mod tests {
         }
     }
 
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+
+    #[test]
+    fn items_keep_the_attributes_the_table_has_always_had() {
+        let r = record();
+        let item = to_item(&RequestItem::new(&r, 42).unwrap()).unwrap();
+        assert_eq!(
+            item,
+            HashMap::from([
+                ("id".into(), s(&r.id)),
+                ("kind".into(), s("import")),
+                ("status".into(), s("failed")),
+                ("created_at".into(), s("2025-06-15T15:06:40.123456789Z")),
+                ("updated_at".into(), s("2025-06-15T15:06:43.123456789Z")),
+                ("attempts".into(), AttributeValue::N("3".into())),
+                ("expires_at".into(), AttributeValue::N("42".into())),
+                (
+                    "result_json".into(),
+                    s(r#"{"accepted":1,"rejected":[{"index":0}]}"#)
+                ),
+                ("owner".into(), s("sub-1")),
+                ("fingerprint".into(), s("f1")),
+                ("error_code".into(), s("gave_up")),
+                ("error_message".into(), s("processing failed 3 times")),
+            ])
+        );
+        // Absent options are absent attributes, not NULLs.
+        let bare = RequestRecord {
+            result: None,
+            error: None,
+            owner: None,
+            fingerprint: None,
+            ..r
+        };
+        let item = to_item(&RequestItem::new(&bare, 42).unwrap()).unwrap();
+        assert_eq!(item.len(), 7, "{item:?}");
+        let key = to_item(&KeyItem {
+            id: "idem#k".into(),
+            request_id: bare.id.clone(),
+            created_at: bare.created_at,
+            expires_at: 42,
+        })
+        .unwrap();
+        assert_eq!(
+            key,
+            HashMap::from([
+                ("id".into(), s("idem#k")),
+                ("request_id".into(), s(&bare.id)),
+                ("created_at".into(), s("2025-06-15T15:06:40.123456789Z")),
+                ("expires_at".into(), AttributeValue::N("42".into())),
+            ])
+        );
+        assert_eq!(request_id_of(key).unwrap(), bare.id);
+    }
+
     #[test]
     fn items_round_trip_to_the_nanosecond() {
         let r = record();
-        let item = to_item(&r, 42).unwrap();
-        assert_eq!(item[STATUS], AttributeValue::S("failed".into()));
-        assert_eq!(item[KIND], AttributeValue::S("import".into()));
-        assert_eq!(item[EXPIRES_AT], AttributeValue::N("42".into()));
-        assert_eq!(from_item(&item).unwrap(), r);
+        let item = to_item(&RequestItem::new(&r, 42).unwrap()).unwrap();
+        assert_eq!(record_of(item).unwrap(), r);
+        let bare = RequestRecord {
+            result: None,
+            error: None,
+            owner: None,
+            fingerprint: None,
+            ..record()
+        };
+        let mut item = to_item(&RequestItem::new(&bare, 42).unwrap()).unwrap();
+        // Items of before `attempts` was counted read as 0.
+        item.remove(ATTEMPTS);
+        assert_eq!(
+            record_of(item).unwrap(),
+            RequestRecord {
+                attempts: 0,
+                ..bare
+            }
+        );
     }
 
     #[test]
@@ -964,9 +855,9 @@ mod tests {
 
     #[test]
     fn an_item_of_another_shape_is_an_error_naming_its_id() {
-        let mut item = to_item(&record(), 1).unwrap();
+        let mut item = to_item(&RequestItem::new(&record(), 1).unwrap()).unwrap();
         item.insert(STATUS.into(), AttributeValue::S("sleeping".into()));
-        let err = from_item(&item).unwrap_err();
+        let err = record_of(item).unwrap_err();
         let source = std::error::Error::source(&err).unwrap().to_string();
         assert!(
             source.contains("7d0c5a7e") && source.contains("sleeping"),

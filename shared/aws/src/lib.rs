@@ -5,11 +5,14 @@
 
 pub mod apigw;
 pub mod dynamodb;
+mod dynamodb_common;
 pub mod dynamodb_connections;
 pub mod dynamodb_requests;
 pub mod image_writer;
+mod retry;
 pub mod s3;
 pub mod sdk;
+mod sdk_error;
 pub mod sqs;
 #[cfg(feature = "template")]
 pub mod template;

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
+use crate::sdk_error::{CallError, classify, store_error};
 use people_app::ports::StoreError;
 use people_core::search::{FeedPosition, ImageError, ImageHeader, IndexImage, Snapshot};
 
@@ -45,15 +46,6 @@ pub enum ImageStoreError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Image(#[from] ImageError),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("S3 {operation} on bucket {bucket:?} failed")]
-struct S3CallError {
-    operation: &'static str,
-    bucket: String,
-    #[source]
-    source: Box<dyn StdError + Send + Sync>,
 }
 
 #[derive(Clone)]
@@ -90,29 +82,20 @@ impl S3ImageStore {
         self
     }
 
+    fn call_error(
+        &self,
+        operation: &'static str,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> CallError {
+        CallError::new("S3", operation, "bucket", &self.bucket, source)
+    }
+
+    /// A failed call, as [`classify`] finds it.
     fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        let retryable = match &err {
-            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-            SdkError::DispatchFailure(failure) => !failure.is_user(),
-            SdkError::ServiceError(service) => {
-                service.raw().status().is_server_error()
-                    || matches!(service.err().code(), Some("SlowDown" | "RequestTimeout"))
-            }
-            _ => false,
-        };
-        let err = Box::new(S3CallError {
-            operation,
-            bucket: self.bucket.clone(),
-            source: Box::new(err),
-        });
-        if retryable {
-            StoreError::Unavailable(err)
-        } else {
-            StoreError::Permanent(err)
-        }
+        store_error(classify(&err), self.call_error(operation, err))
     }
 
     /// The key an image current with `position` gets when written at
@@ -213,25 +196,17 @@ impl S3ImageStore {
             .body
             .collect()
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(Box::new(S3CallError {
-                    operation: "GetObject (body)",
-                    bucket: self.bucket.clone(),
-                    source: Box::new(e),
-                }))
-            })?
+            .map_err(|e| StoreError::Unavailable(Box::new(self.call_error("GetObject (body)", e))))?
             .into_bytes();
         if bytes.len() as u64 != last - first + 1 {
             // The object is shorter than listed: it was replaced or cut.
-            return Err(StoreError::Permanent(Box::new(S3CallError {
-                operation: "GetObject",
-                bucket: self.bucket.clone(),
-                source: format!(
+            return Err(StoreError::Permanent(Box::new(self.call_error(
+                "GetObject",
+                format!(
                     "asked for bytes {first}-{last} of {key}, got {} bytes",
                     bytes.len()
-                )
-                .into(),
-            })));
+                ),
+            ))));
         }
         Ok(bytes)
     }

@@ -18,6 +18,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, QueueAttributeName,
 };
 
+use crate::sdk_error::{CallError, classify};
 use people_app::jobs::JobMessage;
 use people_app::jobs::wire::{
     CORRELATION_ID_ATTRIBUTE, DLQ_RETENTION, MAX_RECEIVE_COUNT, REQUEST_ID_ATTRIBUTE,
@@ -249,9 +250,9 @@ fn queue_url(name: &str, url: Option<String>) -> Result<String, QueueError> {
     url.ok_or_else(|| QueueError::Permanent(format!("SQS gave no URL for queue {name}").into()))
 }
 
-/// The one place where an SDK error becomes a `QueueError`: retryable when
-/// SQS throttled or failed on its side, or the call never got an answer;
-/// permanent otherwise (no such queue, a message SQS refuses, no
+/// An SQS call on `queue` that failed, as a `QueueError`: unavailable when
+/// [`classify`] finds it transient (throttled, failed on SQS's side, no
+/// answer); permanent otherwise (no such queue, a message SQS refuses, no
 /// permission). The SDK error stays the source.
 pub(crate) fn queue_error<E>(
     operation: &'static str,
@@ -261,47 +262,13 @@ pub(crate) fn queue_error<E>(
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    const RETRYABLE_CODES: &[&str] = &[
-        "RequestThrottled",
-        "ThrottlingException",
-        "KMS.ThrottlingException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    ];
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        SdkError::DispatchFailure(failure) => !failure.is_user(),
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error()
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
-        }
-        // Construction failures, and whatever a later SDK adds.
-        _ => false,
-    };
-    let err = Box::new(SqsCallError {
-        operation,
-        queue: queue.to_owned(),
-        source: Box::new(err),
-    });
-    if retryable {
+    let transient = classify(&err).is_transient();
+    let err = Box::new(CallError::new("SQS", operation, "queue", queue, err));
+    if transient {
         QueueError::Unavailable(err)
     } else {
         QueueError::Permanent(err)
     }
-}
-
-/// Which call failed, on which queue; the SDK error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("SQS {operation} on queue {queue:?} failed")]
-pub struct SqsCallError {
-    operation: &'static str,
-    queue: String,
-    #[source]
-    source: Box<dyn StdError + Send + Sync>,
 }
 
 #[cfg(test)]
