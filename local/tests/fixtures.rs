@@ -247,9 +247,9 @@ fn the_openapi_routes_are_the_templates() {
         .map(|r| r.route_key())
         .collect();
     declared.sort();
-    let mut described: Vec<String> = people_http::openapi::ROUTES
+    let mut described: Vec<String> = people_http::routes::ROUTES
         .iter()
-        .map(|(m, p)| format!("{m} {p}"))
+        .map(people_http::routes::Route::route_key)
         .collect();
     described.sort();
     assert_eq!(declared, described);
