@@ -32,8 +32,8 @@ use crate::{ApiError, PeopleWriter, QueryApi};
 /// (`POST /requests` 256 KiB, `PUT /people/{id}` 64 KiB).
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-/// What the handlers of the routes need; a router serves the routes of
-/// the functions whose parts it is given.
+/// What the handlers of the routes need: [`routes`] takes the parts of
+/// the functions it serves, and no more.
 #[derive(Default)]
 pub struct Handlers {
     pub query: Option<Arc<QueryApi>>,
