@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -24,19 +24,20 @@ use people_app::jobs::{Enqueuer, ProcessError, Worker, process};
 use people_app::memory::hub::ConnectionHub;
 use people_app::ws::{Pusher, WsApi};
 use people_aws::wiring::{Jobs, People};
-use people_http::{self as api, ApiError, PeopleWriter, QueryApi};
+use people_http::routes::Function;
+use people_http::{ApiError, Handlers, PeopleWriter, QueryApi};
 use tokio::net::TcpListener;
 
-/// Largest request body the local server reads, as API Gateway's payload
-/// limit would cut it off too.
-pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Largest request body the local server reads: the API's, as API
+/// Gateway's payload limit would cut it off too.
+pub const MAX_BODY_BYTES: usize = people_http::MAX_BODY_BYTES;
 
 /// Everything the local server serves.
 pub struct App {
-    pub query: QueryApi,
-    pub enqueue: Enqueuer,
+    pub query: Arc<QueryApi>,
+    pub enqueue: Arc<Enqueuer>,
     /// `PUT` / `DELETE /people/{id}`, refreshing the index after each.
-    pub people: PeopleWriter,
+    pub people: Arc<PeopleWriter>,
     pub ws: WsApi,
     /// The live WebSocket connections.
     pub hub: Arc<ConnectionHub>,
@@ -65,16 +66,16 @@ impl App {
             anonymous_writes: true,
         };
         App {
-            query: QueryApi {
+            query: Arc::new(QueryApi {
                 index: Arc::clone(&people.index),
                 requests: Arc::clone(&jobs.requests),
-            },
-            enqueue: enqueuer(),
-            people: PeopleWriter {
+            }),
+            enqueue: Arc::new(enqueuer()),
+            people: Arc::new(PeopleWriter {
                 store: Arc::clone(&people.store),
                 index: Some(Arc::clone(&people.index)),
                 anonymous_writes: true,
-            },
+            }),
             ws: WsApi {
                 pusher,
                 enqueuer: enqueuer(),
@@ -125,9 +126,17 @@ impl App {
     /// Whether callers may import (all callers of the local server are
     /// anonymous: it has no authorizer). On unless turned off.
     pub fn with_anonymous_writes(mut self, allowed: bool) -> Self {
-        self.enqueue.anonymous_writes = allowed;
+        self.enqueue = Arc::new(Enqueuer {
+            requests: Arc::clone(&self.enqueue.requests),
+            queue: Arc::clone(&self.enqueue.queue),
+            anonymous_writes: allowed,
+        });
         self.ws.enqueuer.anonymous_writes = allowed;
-        self.people.anonymous_writes = allowed;
+        self.people = Arc::new(PeopleWriter {
+            store: Arc::clone(&self.people.store),
+            index: self.people.index.clone(),
+            anonymous_writes: allowed,
+        });
         self
     }
 
@@ -178,22 +187,45 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// The local server: the HTTP API's router with every route of the table
+/// (or, in front mode, API Gateway in front of the functions), and the
+/// local-only routes: `/ws`, `/metrics`, `/@connections/{id}`.
 pub fn router(app: Arc<App>) -> Router {
-    let mut router = Router::new()
+    let mut local = Router::new()
         .route("/ws", get(websocket::upgrade))
         .route("/metrics", get(metrics));
     if app.management_api {
-        router = router.route(
+        local = local.route(
             "/@connections/{id}",
             get(websocket::get)
                 .post(websocket::post)
                 .delete(websocket::delete),
         );
     }
-    router
-        .fallback(http_api)
-        .layer(axum::middleware::from_fn(loopback_origins_only))
-        .with_state(app)
+    let api = if app.front.is_some() {
+        // The functions' own routers answer; API Gateway's body limit is
+        // the API's here too.
+        Router::new()
+            .fallback(to_front)
+            .layer(from_fn(people_http::router::body_limit))
+            .with_state(Arc::clone(&app))
+    } else {
+        let handlers = Handlers {
+            query: Some(Arc::clone(&app.query)),
+            submit: Some(Arc::clone(&app.enqueue)),
+            people: Some(Arc::clone(&app.people)),
+        };
+        let routes =
+            people_http::router::routes(&[Function::QueryApi, Function::Enqueue], &handlers)
+                // Between the body limit and the routes, as API Gateway's
+                // authorizer runs before the function.
+                .layer(from_fn_with_state(Arc::clone(&app), tokens));
+        people_http::router::with_layers(routes)
+    };
+    local
+        .with_state(Arc::clone(&app))
+        .merge(api)
+        .layer(from_fn(loopback_origins_only))
 }
 
 /// Whether the local server on `bind` serves the Management API emulation:
@@ -248,29 +280,6 @@ async fn loopback_origins_only(req: Request, next: Next) -> Response {
     ))
     .into_response()
     .map(Body::from)
-}
-
-/// POST, PUT and DELETE bodies of the HTTP API are JSON: any other
-/// content type is 415 (as is a body without one).
-fn json_body(req: &Request<axum::body::Bytes>) -> Result<(), ApiError> {
-    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
-    if !writes || req.body().is_empty() {
-        return Ok(());
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(format!(
-            "the body must be application/json, not {:?}",
-            content_type.chars().take(64).collect::<String>()
-        )))
-    }
 }
 
 /// Starts the worker pool on the in-process queue, running the same
@@ -464,67 +473,50 @@ pub async fn spawn_event_source(
     source.spawn().await.map_err(anyhow::Error::msg)
 }
 
-async fn http_api(State(app): State<Arc<App>>, req: Request) -> Response {
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!("request body over {MAX_BODY_BYTES} bytes"))
+/// Front mode: one HTTP request, through the function its route goes to.
+async fn to_front(State(app): State<Arc<App>>, req: Request) -> Response {
+    let Some(front) = &app.front else {
+        return ApiError::NotFound("no functions behind this server".into())
             .into_response()
-            .map(Body::from)
+            .map(Body::from);
     };
-    // A declared length over the limit is refused before the body is read.
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large();
-    }
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        // 413 at every size over the limit, as POST /requests answers a
-        // body over its own (smaller) limit.
-        Err(_) => return too_large(),
+    // Read whole by the body limit layer.
+    let bytes = to_bytes(body, MAX_BODY_BYTES).await.unwrap_or_default();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    front.http(parts, bytes, peer).await
+}
+
+/// `--jwt-issuer`: the caller of a request is its token's, checked as API
+/// Gateway's JWT authorizer checks it (401 without a valid one); without
+/// the flag, every caller is anonymous.
+async fn tokens(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let Some(verifier) = &app.jwt else {
+        return next.run(req).await;
     };
-    if let Some(front) = &app.front {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0);
-        return front.http(parts, bytes, peer).await;
+    if !needs_token(req.uri().path()) {
+        return next.run(req).await;
     }
-    let mut req = Request::from_parts(parts, bytes);
-    if let Some(verifier) = &app.jwt
-        && needs_token(req.uri().path())
-    {
-        match bearer(req.headers()) {
-            Some(token) => match verifier.verify(token).await {
-                Ok(token) => {
-                    req.extensions_mut()
-                        .insert(people_app::access::Caller::User {
-                            sub: token.sub,
-                            scopes: token.scopes,
-                        });
-                }
-                Err(reason) => {
-                    tracing::info!(reason = reason.code(), "token refused");
-                    return unauthorized();
-                }
-            },
-            None => return unauthorized(),
+    let Some(token) = bearer(req.headers()) else {
+        return unauthorized();
+    };
+    match verifier.verify(token).await {
+        Ok(token) => {
+            req.extensions_mut()
+                .insert(people_app::access::Caller::User {
+                    sub: token.sub,
+                    scopes: token.scopes,
+                });
+            next.run(req).await
+        }
+        Err(reason) => {
+            tracing::info!(reason = reason.code(), "token refused");
+            unauthorized()
         }
     }
-    if let Err(e) = json_body(&req) {
-        return e.into_response().map(Body::from);
-    }
-    let response = if req.uri().path() == "/requests" {
-        api::handle_submit(&app.enqueue, req).await
-    } else if api::is_person_write(req.method(), req.uri().path()) {
-        api::handle_write(&app.people, req).await
-    } else {
-        api::handle(&app.query, req).await
-    };
-    response.map(Body::from)
 }
 
 /// Whether a request for `path` needs a token under `--jwt-issuer`: all

@@ -2,7 +2,7 @@
 //! writes or deletes one person (`PUT` / `DELETE /people/{id}`).
 
 use lambda_http::Error;
-use metrics_cloudwatch_embedded::lambda::handler::run_http;
+use metrics_cloudwatch_embedded::lambda::service::run_http;
 use people_app::config::{JobsConfig, PeopleConfig};
 use people_app::jobs::Enqueuer;
 use people_aws::wiring::{open_jobs, open_people_store};
@@ -27,5 +27,5 @@ async fn main() -> Result<(), Error> {
             anonymous_writes,
         },
     };
-    run_http(metrics, |event| enqueue::write_handler(&deps, event)).await
+    run_http(metrics, enqueue::service(deps)).await
 }

@@ -1,4 +1,5 @@
-//! The enqueue Lambda's handler on the API Gateway events of `events/`.
+//! The enqueue Lambda's router on the API Gateway events of `events/`, as
+//! lambda_http delivers them and the runtime answers them.
 
 use std::sync::Arc;
 
@@ -26,8 +27,24 @@ fn event(json: &str) -> Request {
     lambda_http::request::from_str(json).expect("fixture is an API Gateway v2 event")
 }
 
+/// The function's service over `deps`, with a people store of its own.
+fn service(deps: &Enqueuer) -> people_http::lambda::HttpService {
+    enqueue::service(enqueue::Writes {
+        enqueue: Enqueuer {
+            requests: deps.requests.clone(),
+            queue: deps.queue.clone(),
+            anonymous_writes: deps.anonymous_writes,
+        },
+        people: people_http::PeopleWriter {
+            store: Arc::new(people_app::memory::MemoryPeopleStore::new()),
+            index: None,
+            anonymous_writes: deps.anonymous_writes,
+        },
+    })
+}
+
 async fn call(deps: &Enqueuer, json: &str) -> (u16, Value) {
-    let response = enqueue::handler(deps, event(json)).await.unwrap();
+    let response = people_http::lambda::invoke(&service(deps), event(json)).await;
     let body = match response.body() {
         Body::Text(t) => serde_json::from_str(t).unwrap(),
         other => panic!("expected text, got {other:?}"),
@@ -220,7 +237,19 @@ fn writes() -> (enqueue::Writes, Arc<people_app::memory::MemoryPeopleStore>) {
 }
 
 async fn call_writes(deps: &enqueue::Writes, json: &str) -> (u16, Option<Value>) {
-    let response = enqueue::write_handler(deps, event(json)).await.unwrap();
+    let service = enqueue::service(enqueue::Writes {
+        enqueue: Enqueuer {
+            requests: deps.enqueue.requests.clone(),
+            queue: deps.enqueue.queue.clone(),
+            anonymous_writes: deps.enqueue.anonymous_writes,
+        },
+        people: people_http::PeopleWriter {
+            store: deps.people.store.clone(),
+            index: deps.people.index.clone(),
+            anonymous_writes: deps.people.anonymous_writes,
+        },
+    });
+    let response = people_http::lambda::invoke(&service, event(json)).await;
     let body = match response.body() {
         Body::Text(t) if t.is_empty() => None,
         Body::Text(t) => Some(serde_json::from_str(t).unwrap()),
@@ -308,4 +337,24 @@ async fn writing_a_person_needs_the_write_scope() {
     let (status, body) = call_writes(&deps, DELETE_PERSON).await;
     assert_eq!(status, 403, "{body:?}");
     assert!(store.get("p-1001").await.unwrap().is_some());
+}
+
+/// On a named stage, `rawPath` starts with the stage: the write routes
+/// answer as on `$default`, as the query function's do.
+#[tokio::test]
+async fn a_named_stage_answers_as_the_default_one() {
+    let (deps, store) = writes();
+    let mut event: Value = serde_json::from_str(PUT_PERSON).unwrap();
+    event["rawPath"] = "/prod/people/p-1001".into();
+    event["requestContext"]["http"]["path"] = "/prod/people/p-1001".into();
+    event["requestContext"]["stage"] = "prod".into();
+    let (status, body) = call_writes(&deps, &event.to_string()).await;
+    assert_eq!(status, 201, "{body:?}");
+    use people_app::ports::PeopleStore;
+    assert!(store.get("p-1001").await.unwrap().is_some());
+    let mut event: Value = serde_json::from_str(REPORT).unwrap();
+    event["rawPath"] = "/prod/requests".into();
+    event["requestContext"]["stage"] = "prod".into();
+    let (status, body) = call_writes(&deps, &event.to_string()).await;
+    assert_eq!(status, 202, "{body:?}");
 }

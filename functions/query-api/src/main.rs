@@ -1,7 +1,7 @@
 //! Query API Lambda: `GET /people`, `GET /people/{id}`, `GET /filters`.
 
 use lambda_http::Error;
-use metrics_cloudwatch_embedded::lambda::handler::run_http;
+use metrics_cloudwatch_embedded::lambda::service::run_http;
 use people_app::config::{JobsConfig, PeopleConfig};
 
 #[tokio::main]
@@ -9,5 +9,5 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let metrics = people_http::lambda::init_metrics("query-api")?;
     let api = query_api::init(&PeopleConfig::from_env()?, &JobsConfig::from_env()?).await?;
-    run_http(metrics, |event| query_api::handler(&api, event)).await
+    run_http(metrics, query_api::service(api.into())).await
 }

@@ -1,5 +1,7 @@
-//! The query Lambda's handler on the API Gateway events of `events/`, as
-//! lambda_http delivers them.
+//! The query Lambda's router on the API Gateway events of `events/`, as
+//! lambda_http delivers them and the runtime answers them.
+
+use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use people_app::config::{JobsConfig, PeopleConfig, StorageType};
@@ -10,26 +12,27 @@ use serde_json::Value;
 
 const PEOPLE: usize = 3_000;
 
-async fn api() -> QueryApi {
+async fn api() -> Arc<QueryApi> {
     let config = PeopleConfig {
         storage: StorageType::Memory,
         seed_people: PEOPLE,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
     let jobs = JobsConfig::from_lookup(|_| None).unwrap();
-    query_api::init(&config, &jobs)
-        .await
-        .expect("memory config starts")
+    Arc::new(
+        query_api::init(&config, &jobs)
+            .await
+            .expect("memory config starts"),
+    )
 }
 
 fn event(json: &str) -> Request {
     lambda_http::request::from_str(json).expect("fixture is an API Gateway v2 event")
 }
 
-async fn call(api: &QueryApi, json: &str) -> (u16, Value, Response<Body>) {
-    let response = query_api::handler(api, event(json))
-        .await
-        .expect("handler answers");
+async fn call(api: &Arc<QueryApi>, json: &str) -> (u16, Value, Response<Body>) {
+    let service = query_api::service(Arc::clone(api));
+    let response = people_http::lambda::invoke(&service, event(json)).await;
     let body: Value = match response.body() {
         Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
         other => panic!("expected a text body, got {other:?}"),
@@ -207,4 +210,31 @@ async fn a_request_is_readable_by_its_owner_only() {
     assert_eq!(status, 404, "{body}");
     let (status, _, _) = call(&api, &get(None)).await;
     assert_eq!(status, 404);
+}
+
+/// The search fixture as API Gateway sends it on a named stage: `rawPath`
+/// starts with the stage, and the route answers as on `$default`.
+fn on_stage(json: &str, stage: &str) -> String {
+    let mut event: Value = serde_json::from_str(json).unwrap();
+    let path = format!("/{stage}{}", event["rawPath"].as_str().unwrap());
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["requestContext"]["stage"] = stage.into();
+    event.to_string()
+}
+
+#[tokio::test]
+async fn a_named_stage_answers_as_the_default_one() {
+    let api = api().await;
+    let fixture = include_str!("../../../events/query-people-search.json");
+    let (_, on_default, _) = call(&api, fixture).await;
+    let (status, on_prod, _) = call(&api, &on_stage(fixture, "prod")).await;
+    assert_eq!(status, 200, "{on_prod}");
+    assert_eq!(on_prod, on_default);
+    let (status, body, _) = call(
+        &api,
+        &on_stage(include_str!("../../../events/query-person.json"), "prod"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

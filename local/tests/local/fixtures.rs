@@ -247,9 +247,9 @@ fn the_openapi_routes_are_the_templates() {
         .map(|r| r.route_key())
         .collect();
     declared.sort();
-    let mut described: Vec<String> = people_http::openapi::ROUTES
+    let mut described: Vec<String> = people_http::routes::ROUTES
         .iter()
-        .map(|(m, p)| format!("{m} {p}"))
+        .map(people_http::routes::Route::route_key)
         .collect();
     described.sort();
     assert_eq!(declared, described);
@@ -284,11 +284,13 @@ fn scheduled_events_have_the_fixtures_shape() {
         .unwrap();
 }
 
-/// `cargo lambda watch`'s router (`[workspace.metadata.lambda.watch.router]`
-/// in Cargo.toml) maps every HttpApi route of template.yaml to the function
-/// the template maps it to, and nothing else.
+/// The routes of the HTTP API, each with the function that serves it, are
+/// the same in the three places that name them: the code's route table
+/// (`people_http::routes::ROUTES`, which the routers are built from),
+/// template.yaml's HttpApi events, and `cargo lambda watch`'s router
+/// (`[workspace.metadata.lambda.watch.router]` in Cargo.toml).
 #[test]
-fn the_watch_router_is_the_templates() {
+fn the_route_table_is_the_templates_and_the_watch_routers() {
     let manifest: toml::Table =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
             .unwrap()
@@ -297,16 +299,16 @@ fn the_watch_router_is_the_templates() {
     let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
         .as_table()
         .expect("a [workspace.metadata.lambda.watch.router] table");
-    let mut routed: Vec<(String, String)> = Vec::new();
+    let mut watched: Vec<(String, String)> = Vec::new();
     for (path, entries) in router {
         for entry in entries.as_array().expect("a list of routes per path") {
-            routed.push((
+            watched.push((
                 format!("{} {path}", entry["method"].as_str().unwrap()),
                 entry["function"].as_str().unwrap().to_owned(),
             ));
         }
     }
-    routed.sort();
+    watched.sort();
     let mut declared: Vec<(String, String)> = people_aws::template::Template::built_in()
         .http_routes()
         .unwrap()
@@ -314,5 +316,17 @@ fn the_watch_router_is_the_templates() {
         .map(|r| (r.route_key(), r.function.binary))
         .collect();
     declared.sort();
-    assert_eq!(routed, declared);
+    let mut coded: Vec<(String, String)> = people_http::routes::ROUTES
+        .iter()
+        .map(|r| (r.route_key(), r.function.binary().to_owned()))
+        .collect();
+    coded.sort();
+    assert_eq!(
+        coded, declared,
+        "the route table (shared/http/src/routes.rs) against template.yaml"
+    );
+    assert_eq!(
+        watched, declared,
+        "Cargo.toml's watch router against template.yaml"
+    );
 }

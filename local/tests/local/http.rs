@@ -867,7 +867,8 @@ async fn the_page_and_the_openapi_document_are_served_with_their_types() {
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     // Every route the document lists answers something other than "no route".
-    for (method, path) in people_http::openapi::ROUTES {
+    for route in people_http::routes::ROUTES {
+        let (method, path) = (route.method.as_str(), route.path);
         let path = path.replace("{id}", "nobody").replace("{file}", "app.js");
         let r = client
             .request(method.parse().unwrap(), format!("{}{path}", server.base))
@@ -1420,8 +1421,9 @@ async fn every_route_answers_as_the_served_openapi_document_says() {
         assert!(documented.contains_key(essence), "{path}: {content_type}");
     }
     // Every JSON route was seen answering a success and an error.
-    for (method, path) in people_http::openapi::ROUTES {
-        let route = format!("{method} {path}");
+    for route in people_http::routes::ROUTES {
+        let path = &route.path;
+        let route = route.route_key();
         if matches!(*path, "/" | "/openapi.json") {
             continue;
         }

@@ -43,7 +43,7 @@ pub enum ApiError {
     #[error("{0}")]
     KeyReused(String),
     #[error("method {method} is not allowed here")]
-    MethodNotAllowed { method: String, allow: &'static str },
+    MethodNotAllowed { method: String, allow: String },
     /// Something failed on our side; `correlation_id` is in the logs with
     /// the cause, which is never sent to the client.
     #[error("internal error")]
@@ -105,10 +105,10 @@ impl ApiError {
             },
         };
         let mut response = super::json_response(self.status(), &body);
-        if let ApiError::MethodNotAllowed { allow, .. } = self {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        if let ApiError::MethodNotAllowed { allow, .. } = self
+            && let Ok(allow) = header::HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }

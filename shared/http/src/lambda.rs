@@ -1,6 +1,94 @@
-//! Start-up of a Lambda function's telemetry (feature `lambda`).
+//! The HTTP functions on Lambda (feature `lambda`): the one glue between
+//! API Gateway's events, as `lambda_http` delivers them, and a function's
+//! router; and the start-up of a function's telemetry.
 
+use axum::Router;
+use axum::body::Body;
+use lambda_http::request::RequestContext;
+use lambda_http::{IntoResponse, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
+use people_app::access::Caller;
+use tower::ServiceExt;
+use tower::util::MapRequest;
+
+/// A function's router as `lambda_http` serves it: `lambda_http::run(service)`,
+/// or `metrics_cloudwatch_embedded::lambda::service::run_http(metrics, service)`
+/// to flush the metrics after each invocation.
+pub type HttpService = MapRequest<Router, fn(lambda_http::Request) -> axum::extract::Request>;
+
+/// `router` behind [`from_api_gateway`].
+pub fn service(router: Router) -> HttpService {
+    tower::ServiceBuilder::new()
+        .map_request(from_api_gateway as fn(lambda_http::Request) -> axum::extract::Request)
+        .service(router)
+}
+
+/// One event through `service`, answered as the runtime answers API
+/// Gateway (the same conversion of the response): for tests.
+pub async fn invoke(
+    service: &HttpService,
+    event: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    let Ok(response) = service.clone().oneshot(event).await;
+    response.into_response().await
+}
+
+/// An API Gateway request as the router takes it: the path the route
+/// matched, without the stage ([`route_path`]), the query string as sent,
+/// and the caller that API Gateway's JWT authorizer let through (anonymous
+/// on a stack without one) in the extensions.
+fn from_api_gateway(event: lambda_http::Request) -> axum::extract::Request {
+    let caller = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            Caller::from_http_authorizer(context.authorizer.as_ref())
+        }
+        _ => Caller::Anonymous,
+    };
+    let path = route_path(&event);
+    let (mut parts, body) = event.into_parts();
+    parts.extensions.insert(caller);
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    match path_and_query.parse() {
+        Ok(uri) => parts.uri = uri,
+        Err(e) => {
+            tracing::warn!(error = %e, "a request path that is not a URI; routing on lambda_http's")
+        }
+    }
+    axum::extract::Request::from_parts(parts, Body::from(body.to_vec()))
+}
+
+/// The path the client asked for, as the route table writes it. On a named
+/// stage API Gateway's `rawPath` starts with `/{stage}` (and lambda_http
+/// would add it where it does not); the routes have none. The `$default`
+/// stage has no prefix.
+fn route_path(event: &lambda_http::Request) -> String {
+    let raw = event.raw_http_path();
+    let raw = if raw.is_empty() {
+        event.uri().path()
+    } else {
+        raw
+    };
+    let stage = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    without_stage(raw, stage).to_owned()
+}
+
+fn without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    let Some(stage) = stage.filter(|s| !s.is_empty() && *s != "$default") else {
+        return path;
+    };
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
 
 /// CloudWatch namespace of every metric of the service.
 pub const NAMESPACE: &str = "PeopleDirectory";
@@ -25,6 +113,21 @@ pub fn init_metrics(function: &'static str) -> Result<&'static Collector, String
 }
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_named_stage_is_not_part_of_the_route() {
+        use super::without_stage;
+        assert_eq!(without_stage("/people", Some("$default")), "/people");
+        assert_eq!(without_stage("/people", None), "/people");
+        assert_eq!(without_stage("/prod/people/p1", Some("prod")), "/people/p1");
+        assert_eq!(without_stage("/prod", Some("prod")), "/");
+        // Not the stage's prefix: as it is.
+        assert_eq!(without_stage("/people", Some("prod")), "/people");
+        assert_eq!(
+            without_stage("/production/x", Some("prod")),
+            "/production/x"
+        );
+    }
+
     /// template.yaml's PeopleTableSizeAlarm watches the metric this code
     /// emits, in the namespace the Lambdas write to.
     #[test]

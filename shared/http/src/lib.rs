@@ -1,6 +1,7 @@
-//! The HTTP API, written once: API Gateway events (through lambda_http) and
-//! the local server (through axum) both call [`handle`] with an
-//! `http::Request` and send back the `http::Response` it returns.
+//! The HTTP API, written once: one axum router ([`router`]) built from one
+//! route table ([`routes::ROUTES`]), which `lambda_http` serves on Lambda
+//! ([`lambda`]) and `axum::serve` locally; the handlers below are plain
+//! async functions over the ports.
 
 mod cursor;
 mod error;
@@ -8,21 +9,23 @@ mod error;
 pub mod lambda;
 pub mod openapi;
 pub mod params;
+pub mod router;
+pub mod routes;
 mod web;
 pub mod write;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use percent_encoding::percent_decode_str;
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use cursor::Cursor;
 pub use error::ApiError;
 pub use params::{PeopleQuery, parse_query};
-pub use write::{PeopleWriter, handle_write, is_person_write};
+pub use router::{CorrelationId, Handlers, MAX_BODY_BYTES};
+pub use write::PeopleWriter;
 
 use people_app::access::Caller;
 use people_app::index::LiveIndex;
@@ -97,39 +100,6 @@ pub(crate) struct Accepted<'a> {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Routes one request. Never fails: every error is a JSON error response.
-#[tracing::instrument(skip_all, fields(method = %req.method(), path = %req.uri().path()))]
-pub async fn handle(api: &QueryApi, req: Request<Bytes>) -> Response<Bytes> {
-    let start = std::time::Instant::now();
-    let response = match route(api, &req).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    };
-    people_app::telemetry::http_request(
-        route_name(req.uri().path()),
-        response.status().as_u16(),
-        start,
-    );
-    response
-}
-
-/// The route a path belongs to, as a metric label (never the path itself:
-/// ids would make every request its own series).
-fn route_name(path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        [""] => "page",
-        ["web", _] => "asset",
-        ["openapi.json"] => "openapi",
-        ["people"] => "people",
-        ["people", _] => "person",
-        ["filters"] => "filters",
-        ["requests"] => "submit",
-        ["requests", _] => "request",
-        _ => "unknown",
-    }
-}
-
 /// The caller of `req`: what the Lambda function or the local server put
 /// in its extensions (`Caller::from_http_authorizer`); none, anonymous.
 pub fn caller(req: &Request<Bytes>) -> Caller {
@@ -139,73 +109,16 @@ pub fn caller(req: &Request<Bytes>) -> Caller {
         .unwrap_or_default()
 }
 
-fn may_read(req: &Request<Bytes>) -> Result<(), ApiError> {
+pub(crate) fn may_read(req: &Request<Bytes>) -> Result<(), ApiError> {
     caller(req)
         .may_read()
         .map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
-async fn route(api: &QueryApi, req: &Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let query = req.uri().query();
-    match segments.as_slice() {
-        // The page and the API's description are public: they hold no data.
-        [""] => {
-            only_get(req)?;
-            Ok(web::page(req.headers()))
-        }
-        ["web", file] => {
-            only_get(req)?;
-            web::file(file, req.headers()).ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "no file {:?}",
-                    people_core::text::clip_chars(file, 64)
-                ))
-            })
-        }
-        ["openapi.json"] => {
-            only_get(req)?;
-            Ok(openapi::serve())
-        }
-        ["people"] => {
-            only_get(req)?;
-            may_read(req)?;
-            people(api, query).await
-        }
-        ["people", id] if !id.is_empty() => {
-            only_get(req)?;
-            may_read(req)?;
-            person(api, id).await
-        }
-        ["filters"] => {
-            only_get(req)?;
-            may_read(req)?;
-            filters(api, query).await
-        }
-        ["requests", id] if !id.is_empty() => {
-            // Either scope: a writer follows its imports.
-            only_get(req)?;
-            request(api, req, id).await
-        }
-        ["requests"] => Err(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow: "POST",
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            people_core::text::clip_chars(path, 64)
-        ))),
-    }
-}
-
-/// `POST /requests`: the enqueue function's one route.
-#[tracing::instrument(skip_all, fields(correlation_id))]
+/// `POST /requests` (the router has checked the method and the path).
+/// Never fails: every error is a JSON error response.
 pub async fn handle_submit(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
-    let start = std::time::Instant::now();
-    let response = submit_route(deps, req).await;
-    people_app::telemetry::http_request("submit", response.status().as_u16(), start);
-    response
+    submit_route(deps, req).await
 }
 
 /// `POST /requests`.
@@ -229,22 +142,6 @@ pub async fn handle_submit(deps: &Enqueuer, req: Request<Bytes>) -> Response<Byt
 )]
 async fn submit_route(deps: &Enqueuer, req: Request<Bytes>) -> Response<Bytes> {
     let correlation_id = correlation_id(&req);
-    tracing::Span::current().record("correlation_id", correlation_id.as_str());
-    let path = req.uri().path();
-    if path != "/requests" {
-        return ApiError::NotFound(format!(
-            "no route for {}",
-            people_core::text::clip_chars(path, 64)
-        ))
-        .into_response();
-    }
-    if req.method() != Method::POST {
-        return ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow: "POST",
-        }
-        .into_response();
-    }
     let key = match idempotency_key(&req) {
         Ok(key) => key,
         Err(e) => return e.into_response(),
@@ -303,10 +200,19 @@ fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The caller's `x-correlation-id`, else API Gateway's request id, else a new one.
+/// The request's correlation id: the one the router's layer gave it, else
+/// (a request that did not come through the router) one from its headers.
 pub fn correlation_id(req: &Request<Bytes>) -> String {
+    match req.extensions().get::<CorrelationId>() {
+        Some(CorrelationId(id)) => id.clone(),
+        None => correlation_id_of(req.headers()),
+    }
+}
+
+/// The caller's `x-correlation-id`, else API Gateway's request id, else a new one.
+pub(crate) fn correlation_id_of(headers: &HeaderMap) -> String {
     let header = |name: &str| {
-        req.headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
@@ -332,7 +238,10 @@ pub fn correlation_id(req: &Request<Bytes>) -> String {
         (status = 403, description = "the token lacks people:read", body = error::ErrorBody),
     )
 )]
-async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
+pub(crate) async fn people(
+    api: &QueryApi,
+    query: Option<&str>,
+) -> Result<Response<Bytes>, ApiError> {
     let q = PeopleQuery::from_pairs(&parse_query(query)?)?;
     let snapshot = api.index.current().await;
     let page = snapshot.search(&q.filter, &q.start, q.page_size);
@@ -389,16 +298,13 @@ async fn people(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, 
         (status = 404, description = "nobody has this id", body = error::ErrorBody),
     )
 )]
-async fn person(api: &QueryApi, id: &str) -> Result<Response<Bytes>, ApiError> {
-    let id = percent_decode_str(id)
-        .decode_utf8()
-        .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?;
+pub(crate) async fn person(api: &QueryApi, id: &str) -> Result<Response<Bytes>, ApiError> {
     let snapshot = api.index.current().await;
-    match snapshot.get(&id) {
+    match snapshot.get(id) {
         Some(person) => Ok(json_response(StatusCode::OK, &person)),
         None => Err(ApiError::NotFound(format!(
             "no person has id {:?}",
-            people_core::text::clip_chars(&id, 64)
+            people_core::text::clip_chars(id, 64)
         ))),
     }
 }
@@ -417,7 +323,10 @@ async fn person(api: &QueryApi, id: &str) -> Result<Response<Bytes>, ApiError> {
         (status = 403, description = "the token lacks people:read", body = error::ErrorBody),
     )
 )]
-async fn filters(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>, ApiError> {
+pub(crate) async fn filters(
+    api: &QueryApi,
+    query: Option<&str>,
+) -> Result<Response<Bytes>, ApiError> {
     let limit = params::filter_limit(&parse_query(query)?)?;
     let (nationalities, hobbies) = api.index.current().await.filter_options(limit);
     Ok(json_response(
@@ -444,7 +353,7 @@ async fn filters(api: &QueryApi, query: Option<&str>) -> Result<Response<Bytes>,
         (status = 503, description = "the request store is unavailable", body = error::ErrorBody),
     )
 )]
-async fn request(
+pub(crate) async fn request(
     api: &QueryApi,
     req: &Request<Bytes>,
     id: &str,
@@ -470,17 +379,6 @@ async fn request(
             tracing::error!(%correlation_id, error = ?e, "reading a request failed");
             Err(ApiError::Unavailable { correlation_id })
         }
-    }
-}
-
-fn only_get(req: &Request<Bytes>) -> Result<(), ApiError> {
-    if req.method() == Method::GET {
-        Ok(())
-    } else {
-        Err(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow: "GET",
-        })
     }
 }
 

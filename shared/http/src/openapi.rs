@@ -7,30 +7,16 @@
 //! the document; `local/tests/http.rs` validates real responses of every
 //! route against the served schemas, which fails when the two disagree.
 //!
-//! [`ROUTES`] is the list of routes, which tests hold against
-//! template.yaml's HttpApi events (`local/tests/fixtures.rs`), against the
-//! document's paths, and against what the router answers
-//! (`local/tests/http.rs`).
+//! The document's paths are the route table's ([`crate::routes::ROUTES`]),
+//! which tests hold against template.yaml's HttpApi events
+//! (`local/tests/fixtures.rs`), against the document, and against what the
+//! router answers (`local/tests/http.rs`).
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use utoipa::OpenApi;
-
-/// Every route of the HTTP API: (method, path as API Gateway writes it).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/"),
-    ("GET", "/web/{file}"),
-    ("GET", "/openapi.json"),
-    ("GET", "/people"),
-    ("GET", "/people/{id}"),
-    ("PUT", "/people/{id}"),
-    ("DELETE", "/people/{id}"),
-    ("GET", "/filters"),
-    ("POST", "/requests"),
-    ("GET", "/requests/{id}"),
-];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -161,7 +147,10 @@ mod tests {
             }
         }
         in_doc.sort();
-        let mut routes: Vec<String> = ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect();
+        let mut routes: Vec<String> = crate::routes::ROUTES
+            .iter()
+            .map(crate::routes::Route::route_key)
+            .collect();
         routes.sort();
         assert_eq!(in_doc, routes);
     }

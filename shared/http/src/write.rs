@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use super::{ApiError, correlation_id, json_response};
@@ -34,33 +33,23 @@ pub struct PeopleWriter {
 
 pub use people_core::domain::PersonInput;
 
-/// Whether `PUT` or `DELETE` on this path is a person route.
-pub fn is_person_write(method: &Method, path: &str) -> bool {
-    (method == Method::PUT || method == Method::DELETE) && person_id_segment(path).is_some()
-}
-
-fn person_id_segment(path: &str) -> Option<&str> {
-    path.strip_prefix("/people/")
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-}
-
-/// Routes `PUT` / `DELETE /people/{id}`. Never fails: every error is a
+/// `PUT` / `DELETE /people/{id}`, `id` decoded from the path (the router
+/// has checked the method and the path). Never fails: every error is a
 /// JSON error response.
-#[tracing::instrument(skip_all, fields(method = %req.method(), correlation_id))]
-pub async fn handle_write(writer: &PeopleWriter, req: Request<Bytes>) -> Response<Bytes> {
-    let start = std::time::Instant::now();
+pub(crate) async fn handle_write(
+    writer: &PeopleWriter,
+    req: Request<Bytes>,
+    id: &str,
+) -> Response<Bytes> {
     let correlation_id = correlation_id(&req);
-    tracing::Span::current().record("correlation_id", correlation_id.as_str());
-    let response = match write_route(writer, &req).await {
+    match write_route(writer, &req, id).await {
         Ok(response) => response,
         Err(WriteError::Api(e)) => e.into_response(),
         Err(WriteError::Store(e)) => {
             tracing::error!(%correlation_id, error = ?e, "writing a person failed");
             ApiError::Unavailable { correlation_id }.into_response()
         }
-    };
-    people_app::telemetry::http_request("person_write", response.status().as_u16(), start);
-    response
+    }
 }
 
 pub(crate) enum WriteError {
@@ -83,30 +72,15 @@ impl From<StoreError> for WriteError {
 async fn write_route(
     writer: &PeopleWriter,
     req: &Request<Bytes>,
+    id: &str,
 ) -> Result<Response<Bytes>, WriteError> {
     super::caller(req)
         .may_write(writer.anonymous_writes)
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    let path = req.uri().path();
-    let Some(raw_id) = person_id_segment(path) else {
-        return Err(ApiError::NotFound(format!(
-            "no route for {}",
-            people_core::text::clip_chars(path, 64)
-        ))
-        .into());
-    };
-    let id = percent_decode_str(raw_id)
-        .decode_utf8()
-        .map_err(|_| ApiError::invalid("id", "id is not valid UTF-8"))?
-        .into_owned();
-    match *req.method() {
-        Method::PUT => put(writer, &id, req.body()).await,
-        Method::DELETE => delete(writer, &id).await,
-        _ => Err(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow: "GET, PUT, DELETE",
-        }
-        .into()),
+    if req.method() == Method::DELETE {
+        delete(writer, id).await
+    } else {
+        put(writer, id, req.body()).await
     }
 }
 
