@@ -50,6 +50,7 @@ fn fixture() -> &'static Fixture {
         let people = runtime.block_on(new_people());
         let pusher = runtime
             .block_on(open_pusher(
+                &people_aws::sdk::Aws::from_env(),
                 &JobsConfig::from_lookup(|_| None).unwrap(),
                 None,
             ))
@@ -67,7 +68,9 @@ async fn new_people() -> People {
         seed_people: SEED_PEOPLE,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
-    open_people(&config, None, Refresh::Inline).await.unwrap()
+    open_people(&people_aws::sdk::Aws::from_env(), &config, None, Refresh::Inline)
+        .await
+        .unwrap()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -17,7 +17,7 @@ async fn api() -> QueryApi {
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
     let jobs = JobsConfig::from_lookup(|_| None).unwrap();
-    query_api::init(&config, &jobs)
+    query_api::init(&people_aws::sdk::Aws::from_env(), &config, &jobs)
         .await
         .expect("memory config starts")
 }

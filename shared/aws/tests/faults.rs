@@ -46,7 +46,14 @@ async fn system_with(visibility: Duration, inner: MemoryRequestStore) -> System 
         seed_people: BASE_PEOPLE,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
-    let plain = open_people(&config, None, Refresh::Inline).await.unwrap();
+    let plain = open_people(
+        &people_aws::sdk::Aws::from_env(),
+        &config,
+        None,
+        Refresh::Inline,
+    )
+    .await
+    .unwrap();
     let people_faults = Faults::new();
     let store: Arc<dyn PeopleStore> = Arc::new(FaultyPeopleStore {
         inner: plain.store.clone(),
@@ -75,9 +82,13 @@ async fn system_with(visibility: Duration, inner: MemoryRequestStore) -> System 
         people: people.clone(),
         requests: requests.clone(),
         max_receives: 3,
-        pusher: open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
-            .await
-            .unwrap(),
+        pusher: open_pusher(
+            &people_aws::sdk::Aws::from_env(),
+            &JobsConfig::from_lookup(|_| None).unwrap(),
+            None,
+        )
+        .await
+        .unwrap(),
     });
     let pool = Arc::clone(&worker);
     queue.run_workers(2, 3, Duration::from_millis(20), move |body, receives| {
