@@ -170,6 +170,7 @@ pub fn parse_person(bytes: &[u8]) -> Result<Person, String> {
 }
 
 /// `count` generated people (see `crate::datagen`).
+#[cfg(any(test, feature = "generated"))]
 pub fn generated(count: usize, seed: u64, progress: &mut dyn FnMut(usize)) -> PeopleTable {
     let mut table = PeopleTable::new();
     for (i, p) in crate::datagen::generate(count, seed).enumerate() {

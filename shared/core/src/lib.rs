@@ -2,6 +2,9 @@
 //! engine. No I/O: no async runtime, no AWS; the application crate
 //! (`people-app`) puts it behind ports.
 
+// The built-in data set: only in the binaries that start memory storage
+// with generated people (feature `generated`), and in the tests.
+#[cfg(any(test, feature = "generated"))]
 pub mod datagen;
 pub mod domain;
 pub mod jsonl;
