@@ -149,7 +149,11 @@ AWS_ENDPOINT_URL="$moto" "$bin/admin" create-bucket --name index-cl >/dev/null
 # not its own (and sam local ignores --docker-network host): a relay on the
 # bridge's gateway address, reachable from this machine's containers only,
 # passes its connections to moto on 127.0.0.1.
-gateway="$($docker network inspect bridge --format '{{(index .IPAM.Config 0).Gateway}}')"
+gateway="$($docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}')"
+# A freshly started daemon may not report the bridge's gateway yet: the
+# bridge interface's own address is the same one.
+[ -n "$gateway" ] || gateway=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+[ -n "$gateway" ] || { echo "sam-local: no address for Docker's bridge (docker0)" >&2; exit 1; }
 relay_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 python3 - "$gateway" "$relay_port" "$moto_port" >"$work/relay.log" 2>&1 <<'RELAY' &
 import asyncio, sys

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use aws_sdk_dynamodb::Client;
 use people_app::config::PeopleConfig;
 use people_aws::dynamodb::DynamoPeopleStore;
-use people_aws::sdk::aws_config;
+use people_aws::sdk::Aws;
 
 use people_aws::sqs::create_queues_with;
 use people_aws::template::Template;
@@ -29,8 +29,7 @@ pub(crate) enum Outcome {
 
 async fn setup() -> anyhow::Result<(PeopleConfig, Client)> {
     let config = PeopleConfig::from_env()?;
-    let client = Client::new(&aws_config().await);
-    Ok((config, client))
+    Ok((config, Aws::from_env().dynamodb().await))
 }
 
 pub(crate) async fn create_tables() -> anyhow::Result<Outcome> {
@@ -52,7 +51,7 @@ pub(crate) async fn create_queues(
     visibility_timeout: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let settings = queues::settings_from_template(&Template::built_in(), visibility_timeout)?;
-    let client = aws_sdk_sqs::Client::new(&aws_config().await);
+    let client = Aws::from_env().sqs().await;
     let (url, dlq_url) = create_queues_with(&client, name, &settings)
         .await
         .with_context(|| format!("creating the queues {name:?} and {name:?}-dlq"))?;
@@ -73,7 +72,7 @@ pub(crate) async fn create_queues(
 /// The index-image bucket, as template.yaml declares `IndexBucket`.
 pub(crate) async fn create_bucket(name: &str) -> anyhow::Result<Outcome> {
     let spec = Template::built_in().bucket("IndexBucket")?;
-    let client = people_aws::wiring::s3_client(&aws_config().await);
+    let client = Aws::from_env().s3().await;
     let made = bucket::create_bucket(&client, name, &spec).await?;
     let what = match made {
         bucket::Made::Created => "created",

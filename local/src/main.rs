@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use people_app::config::{JobsConfig, PeopleConfig, StorageType};
 use people_app::index::Refresh;
-use people_aws::wiring::{Start, open_jobs, open_people, open_people_from, open_pusher};
+use people_aws::wiring::{Aws, Start, open_jobs, open_people, open_people_from, open_pusher};
 use people_core::jsonl as load;
 
 #[derive(Parser)]
@@ -185,7 +185,10 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(table)) => Start::Table(table),
         (None, None) => Start::Store,
     };
-    let people = open_people_from(&config, start, Refresh::Background)
+    // One SDK configuration for every AWS adapter of the server (read
+    // only when one of them is on AWS).
+    let aws = Aws::from_env();
+    let people = open_people_from(&aws, &config, start, Refresh::Background)
         .await
         .context("opening people storage")?;
     eprintln!(
@@ -203,11 +206,11 @@ async fn main() -> anyhow::Result<()> {
         file.start_periodic(Duration::from_secs(args.snapshot_every));
         file
     });
-    let jobs = open_jobs(&jobs_config)
+    let jobs = open_jobs(&aws, &jobs_config)
         .await
         .context("opening the request store and queue")?;
     let hub = Arc::new(people_app::memory::hub::ConnectionHub::new());
-    let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub)))
+    let pusher = open_pusher(&aws, &jobs_config, Some(Arc::clone(&hub)))
         .await
         .context("opening the connection store and notifier")?;
     local::start_workers(
@@ -305,11 +308,13 @@ async fn front(
         seed_people: 0,
         ..PeopleConfig::from_lookup(|_| None)?
     };
-    let people = open_people(&people_config, None, Refresh::Background).await?;
+    // Memory only: no AWS configuration is read.
+    let aws = Aws::from_env();
+    let people = open_people(&aws, &people_config, None, Refresh::Background).await?;
     let jobs_config = JobsConfig::from_lookup(|_| None)?;
-    let jobs = open_jobs(&jobs_config).await?;
+    let jobs = open_jobs(&aws, &jobs_config).await?;
     let hub = Arc::new(people_app::memory::hub::ConnectionHub::new());
-    let pusher = open_pusher(&jobs_config, Some(Arc::clone(&hub))).await?;
+    let pusher = open_pusher(&aws, &jobs_config, Some(Arc::clone(&hub))).await?;
     eprintln!(
         "front mode: the functions at {functions} (named by {:?})",
         args.function_names

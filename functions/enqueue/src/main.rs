@@ -5,6 +5,7 @@ use lambda_http::Error;
 use metrics_cloudwatch_embedded::lambda::service::run_http;
 use people_app::config::{JobsConfig, PeopleConfig};
 use people_app::jobs::Enqueuer;
+use people_aws::sdk::Aws;
 use people_aws::wiring::{open_jobs, open_people_store};
 use people_http::PeopleWriter;
 
@@ -12,7 +13,8 @@ use people_http::PeopleWriter;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let metrics = people_http::lambda::init_metrics("enqueue")?;
-    let jobs = open_jobs(&JobsConfig::from_env()?).await?;
+    let aws = Aws::from_env();
+    let jobs = open_jobs(&aws, &JobsConfig::from_env()?).await?;
     let anonymous_writes = jobs.anonymous_writes;
     let deps = enqueue::Writes {
         enqueue: Enqueuer {
@@ -22,7 +24,7 @@ async fn main() -> Result<(), Error> {
         },
         // No index here: the query function's follows the change feed.
         people: PeopleWriter {
-            store: open_people_store(&PeopleConfig::from_env()?).await,
+            store: open_people_store(&aws, &PeopleConfig::from_env()?).await,
             index: None,
             anonymous_writes,
         },

@@ -6,8 +6,8 @@ use metrics_cloudwatch_embedded::lambda::handler::run;
 use people_app::config::PeopleConfig;
 use people_aws::image_writer::{ImageWriter, WritePolicy};
 use people_aws::s3::S3ImageStore;
-use people_aws::sdk::aws_config;
-use people_aws::wiring::{open_people_store, s3_client};
+use people_aws::sdk::Aws;
+use people_aws::wiring::open_people_store;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,9 +19,10 @@ async fn main() -> Result<(), Error> {
         .index_bucket
         .clone()
         .ok_or("INDEX_BUCKET names the bucket this function writes")?;
-    let images = S3ImageStore::new(s3_client(&aws_config().await), bucket);
+    let aws = Aws::from_env();
+    let images = S3ImageStore::new(aws.s3().await, bucket);
     let writer = Box::pin(ImageWriter::open(
-        open_people_store(&config).await,
+        open_people_store(&aws, &config).await,
         images,
         &config,
         policy,

@@ -31,14 +31,23 @@ async fn worker() -> (Worker, Arc<MemoryRequestStore>) {
         requests.create(&record, None).await.unwrap();
     }
     let worker = Worker {
-        people: open_people(&config, None, people_app::index::Refresh::Inline)
-            .await
-            .unwrap(),
+        people: open_people(
+            &people_aws::sdk::Aws::from_env(),
+            &config,
+            None,
+            people_app::index::Refresh::Inline,
+        )
+        .await
+        .unwrap(),
         requests: requests.clone(),
         max_receives: 3,
-        pusher: people_aws::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
-            .await
-            .unwrap(),
+        pusher: people_aws::wiring::open_pusher(
+            &people_aws::sdk::Aws::from_env(),
+            &JobsConfig::from_lookup(|_| None).unwrap(),
+            None,
+        )
+        .await
+        .unwrap(),
     };
     (worker, requests)
 }

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use lambda_http::Error;
 use people_app::config::{JobsConfig, PeopleConfig};
 use people_app::index::Refresh;
-use people_aws::wiring::{open_people, open_requests};
+use people_aws::wiring::{Aws, open_people, open_requests};
 use people_http::QueryApi;
 use people_http::lambda::HttpService;
 
 /// Builds the query API once per cold start: the people store chosen by
 /// the environment, and the index built from it.
-pub async fn init(config: &PeopleConfig, jobs: &JobsConfig) -> Result<QueryApi, Error> {
+pub async fn init(aws: &Aws, config: &PeopleConfig, jobs: &JobsConfig) -> Result<QueryApi, Error> {
     // Inline: on Lambda, background work is frozen between invocations.
-    let people = open_people(config, None, Refresh::Inline).await?;
+    let people = open_people(aws, config, None, Refresh::Inline).await?;
     Ok(QueryApi {
         index: people.index,
-        requests: open_requests(jobs).await?,
+        requests: open_requests(aws, jobs).await?,
     })
 }
 

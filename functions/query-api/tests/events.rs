@@ -20,7 +20,7 @@ async fn api() -> Arc<QueryApi> {
     };
     let jobs = JobsConfig::from_lookup(|_| None).unwrap();
     Arc::new(
-        query_api::init(&config, &jobs)
+        query_api::init(&people_aws::sdk::Aws::from_env(), &config, &jobs)
             .await
             .expect("memory config starts"),
     )

@@ -32,9 +32,13 @@ async fn a_scheduled_run_fails_the_stuck_requests_only() {
     }
     let sweeper = Sweeper {
         requests: requests.clone(),
-        pusher: people_aws::wiring::open_pusher(&JobsConfig::from_lookup(|_| None).unwrap(), None)
-            .await
-            .unwrap(),
+        pusher: people_aws::wiring::open_pusher(
+            &people_aws::sdk::Aws::from_env(),
+            &JobsConfig::from_lookup(|_| None).unwrap(),
+            None,
+        )
+        .await
+        .unwrap(),
         stuck_after: Duration::from_secs(3 * 360),
     };
     let event = LambdaEvent::new(serde_json::from_str(SCHEDULED).unwrap(), Context::default());

@@ -55,15 +55,19 @@ impl Server {
     pub(crate) async fn start_with(options: Options) -> Self {
         let table = people_core::jsonl::generated(PEOPLE, 9, &mut |_| {});
         let people = open_people(
+            &people_aws::sdk::Aws::from_env(),
             &PeopleConfig::from_lookup(|_| None).unwrap(),
             Some(table),
             people_app::index::Refresh::Background,
         )
         .await
         .unwrap();
-        let jobs = open_jobs(&JobsConfig::from_lookup(|_| None).unwrap())
-            .await
-            .unwrap();
+        let jobs = open_jobs(
+            &people_aws::sdk::Aws::from_env(),
+            &JobsConfig::from_lookup(|_| None).unwrap(),
+        )
+        .await
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let hub = Arc::new(ConnectionHub::new());

@@ -80,7 +80,7 @@ pub async fn open_memory_people(
     let table = match start {
         Start::Table(table) => table,
         Start::Image(image) => image.table,
-        Start::Store => people_core::jsonl::generated(config.seed_people, config.seed, &mut |_| {}),
+        Start::Store => generated(config)?,
     };
     let store = MemoryPeopleStore::with_table(table.clone());
     let version = store.latest_version().await?;
@@ -96,6 +96,23 @@ pub async fn open_memory_people(
             started,
         },
         refresh,
+    ))
+}
+
+/// Memory storage's own people: `SEED_PEOPLE` generated ones.
+#[cfg(any(test, feature = "generated"))]
+fn generated(config: &PeopleConfig) -> Result<PeopleTable, StartError> {
+    Ok(people_core::jsonl::generated(
+        config.seed_people,
+        config.seed,
+        &mut |_| {},
+    ))
+}
+
+#[cfg(not(any(test, feature = "generated")))]
+fn generated(_: &PeopleConfig) -> Result<PeopleTable, StartError> {
+    Err(StartError::Unsupported(
+        "memory storage starts from the generated data set, which this binary is built without (people-app's feature `generated`)".into(),
     ))
 }
 

@@ -1226,10 +1226,18 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
         ..PeopleConfig::from_lookup(|_| None).unwrap()
     };
     let worker = Worker {
-        people: open_people(&config, None, Refresh::Inline).await.unwrap(),
+        people: open_people(
+            &people_aws::sdk::Aws::from_env(),
+            &config,
+            None,
+            Refresh::Inline,
+        )
+        .await
+        .unwrap(),
         requests: Arc::clone(&requests),
         max_receives: 3,
         pusher: people_aws::wiring::open_pusher(
+            &people_aws::sdk::Aws::from_env(),
             &people_app::config::JobsConfig::from_lookup(|_| None).unwrap(),
             None,
         )

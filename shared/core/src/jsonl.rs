@@ -171,6 +171,7 @@ pub fn parse_person(bytes: &[u8]) -> Result<Person, String> {
 
 /// `count` people of the benchmark kit's generator for `seed` (the crate
 /// `people_datagen`): the built-in data set.
+#[cfg(any(test, feature = "generated"))]
 pub fn generated_people(count: usize, seed: u64) -> impl Iterator<Item = Person> + Send {
     people_datagen::generate(count, seed).map(|r| Person {
         id: r.id,
@@ -212,6 +213,7 @@ pub(crate) fn with_hard_names(mut people: Vec<Person>, step: usize) -> Vec<Perso
 }
 
 /// `count` generated people (see [`generated_people`]).
+#[cfg(any(test, feature = "generated"))]
 pub fn generated(count: usize, seed: u64, progress: &mut dyn FnMut(usize)) -> PeopleTable {
     let mut table = PeopleTable::new();
     for (i, p) in generated_people(count, seed).enumerate() {
