@@ -45,7 +45,7 @@ cargo build --release --quiet --bin admin --bin query-api --bin index-writer
 if [ "$image_people" != 0 ]; then
     image_file=$target_dir/bench-data/image-$image_people.img
     if [ ! -s "$image_file" ]; then
-        (cd shared && cargo bench --quiet --profile release --bench image -- write "$image_people" "$image_file")
+        (cargo bench --quiet --profile release -p people-aws --bench image -- write "$image_people" "$image_file")
     fi
 fi
 bin=$target_dir/release
@@ -137,7 +137,7 @@ mi=$(median "${image[@]}")
 echo "A. median from start to first answer, $count people: Scan $ms s, image $mi s ($(python3 -c "print(f'{$ms / $mi:.1f}')")x)"
 if [ "$image_people" != 0 ]; then
     echo "== B. an image of $image_people people, uploaded to its own bucket"
-    (cd shared && cargo bench --quiet --profile release --bench image -- s3 "$image_file" "$AWS_ENDPOINT_URL") | sed 's/^/   /'
+    (cargo bench --quiet --profile release -p people-aws --bench image -- s3 "$image_file" "$AWS_ENDPOINT_URL") | sed 's/^/   /'
     big=()
     for i in $(seq "$runs"); do
         s=$(run "big-$i" query-api events/query-people-search.json INDEX_BUCKET=bench-images PEOPLE_TABLE=people-empty)

@@ -2,7 +2,7 @@
 //! event of template.yaml (`rate(5 minutes)`) invokes its function through
 //! the Lambda invoke API at that rate, with the event EventBridge sends a
 //! scheduled rule's target (`events/scheduled.json` is its fixture, and
-//! `local/tests/fixtures.rs` holds the two to the same shape). As on AWS,
+//! `local/tests/local/fixtures.rs` holds the two to the same shape). As on AWS,
 //! the first invocation comes one period after the start, and a run that
 //! fails is logged; the next period runs again.
 

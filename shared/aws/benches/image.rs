@@ -3,9 +3,9 @@
 //! loaded index. A plain timing harness (no criterion: one load of 10M
 //! people takes seconds, and a load is what is measured, once per run).
 //!
-//!   cargo bench -p shared --bench image -- write N FILE    generate N people, index, write FILE
-//!   cargo bench -p shared --bench image -- load FILE       read FILE, index it, run the query mix
-//!   cargo bench -p shared --bench image -- s3 FILE URL     upload FILE's index to an S3 endpoint
+//!   cargo bench -p people-aws --bench image -- write N FILE    generate N people, index, write FILE
+//!   cargo bench -p people-aws --bench image -- load FILE       read FILE, index it, run the query mix
+//!   cargo bench -p people-aws --bench image -- s3 FILE URL     upload FILE's index to an S3 endpoint
 //!                                                          (moto) and load it back with ranged GETs
 //!
 //! `load` is meant to run in its own process, so its resident memory is the
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use people_core::search::{FeedPosition, SearchEngine, Snapshot, load_file, save_file};
 use people_http::PeopleQuery;
-use serde_json::Value;
 
 /// User + system CPU time of this process so far (from /proc, in ticks of
 /// 10 ms).
@@ -104,43 +103,17 @@ fn load(path: &Path) {
     query_mix(&snapshot);
 }
 
-fn queries() -> Vec<(String, Vec<(String, String)>)> {
-    let path = std::env::var("BENCH_QUERIES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/bench/queries.jsonl"
-        )
-        .to_owned()
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (set BENCH_QUERIES)"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let q: Value = serde_json::from_str(line).expect("query line is JSON");
-            let mut pairs = Vec::new();
-            for (key, value) in q["params"].as_object().expect("params object") {
-                match value {
-                    Value::Array(values) => {
-                        for v in values {
-                            pairs.push((key.clone(), v.as_str().expect("string").to_owned()));
-                        }
-                    }
-                    Value::String(s) => pairs.push((key.clone(), s.clone())),
-                    other => pairs.push((key.clone(), other.to_string())),
-                }
-            }
-            (q["name"].as_str().expect("name").to_owned(), pairs)
-        })
-        .collect()
-}
-
 /// Every query of the kit's set, round-robin, for about 10 s: p50, p99 and
 /// the slowest query's p99.
 fn query_mix(snapshot: &Snapshot) {
-    let queries: Vec<(String, PeopleQuery)> = queries()
+    let queries: Vec<(String, PeopleQuery)> = people_testkit::bench::kit_queries()
         .into_iter()
-        .map(|(name, pairs)| (name, PeopleQuery::from_pairs(&pairs).expect("valid query")))
+        .map(|q| {
+            (
+                q.name,
+                PeopleQuery::from_pairs(&q.pairs).expect("valid query"),
+            )
+        })
         .collect();
     let mut all = Vec::new();
     let mut per: Vec<Vec<Duration>> = vec![Vec::new(); queries.len()];

@@ -5,7 +5,7 @@
 //! resident memory before and at the peak of a merge.
 //!
 //!   scripts/bench.sh live
-//!   BENCH_PEOPLE=people.jsonl BENCH_QUERIES=queries.jsonl cargo bench -p shared --bench live
+//!   BENCH_PEOPLE=people.jsonl BENCH_QUERIES=queries.jsonl cargo bench -p people-http --bench live
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -17,29 +17,11 @@ use criterion::{BatchSize, Criterion};
 use people_core::domain::{Change, Person};
 use people_core::search::SearchEngine;
 use people_http::PeopleQuery;
-use serde_json::Value;
 
 fn query_pairs() -> Vec<Vec<(String, String)>> {
-    let path = std::env::var("BENCH_QUERIES").expect("BENCH_QUERIES=path/to/queries.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let q: Value = serde_json::from_str(line).expect("query line is JSON");
-            let mut pairs = Vec::new();
-            for (key, value) in q["params"].as_object().expect("params object") {
-                match value {
-                    Value::Array(values) => {
-                        for v in values {
-                            pairs.push((key.clone(), v.as_str().expect("string").to_owned()));
-                        }
-                    }
-                    Value::String(s) => pairs.push((key.clone(), s.clone())),
-                    other => pairs.push((key.clone(), other.to_string())),
-                }
-            }
-            pairs
-        })
+    people_testkit::bench::kit_queries()
+        .into_iter()
+        .map(|q| q.pairs)
         .collect()
 }
 

@@ -3,7 +3,7 @@
 //! distribution (p50/p95/p99) per query type from many timed calls.
 //!
 //!   scripts/bench.sh            (makes the data file, then runs this)
-//!   BENCH_PEOPLE=people.jsonl BENCH_QUERIES=queries.jsonl cargo bench -p shared --bench queries
+//!   BENCH_PEOPLE=people.jsonl BENCH_QUERIES=queries.jsonl cargo bench -p people-http --bench queries
 //!
 //! A sample is what the API does for `GET /people` minus HTTP: parse and
 //! validate the parameters, find the matches, count them, and build the page
@@ -18,45 +18,10 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use people_core::search::{SearchEngine, Snapshot};
 use people_http::PeopleQuery;
-use serde_json::Value;
-
-struct Query {
-    name: String,
-    pairs: Vec<(String, String)>,
-}
+use people_testkit::bench::KitQuery as Query;
 
 fn queries() -> Vec<Query> {
-    let path = std::env::var("BENCH_QUERIES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/bench/queries.jsonl"
-        )
-        .to_owned()
-    });
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (set BENCH_QUERIES)"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let q: Value = serde_json::from_str(line).expect("query line is JSON");
-            let mut pairs = Vec::new();
-            for (key, value) in q["params"].as_object().expect("params object") {
-                match value {
-                    Value::Array(values) => {
-                        for v in values {
-                            pairs.push((key.clone(), v.as_str().expect("string").to_owned()));
-                        }
-                    }
-                    Value::String(s) => pairs.push((key.clone(), s.clone())),
-                    other => pairs.push((key.clone(), other.to_string())),
-                }
-            }
-            Query {
-                name: q["name"].as_str().expect("name").to_owned(),
-                pairs,
-            }
-        })
-        .collect()
+    people_testkit::bench::kit_queries()
 }
 
 /// The query mix twice more: every query with `facets=nationality,hobbies`

@@ -4,13 +4,13 @@
 //! body, ...), the query parameters are described by `IntoParams` structs
 //! beside their parser (`params.rs`), and each handler carries its route,
 //! statuses and bodies (`#[utoipa::path]`). A field added to a type is in
-//! the document; `local/tests/http.rs` validates real responses of every
+//! the document; `local/tests/local/http.rs` validates real responses of every
 //! route against the served schemas, which fails when the two disagree.
 //!
 //! The document's paths are the route table's ([`crate::routes::ROUTES`]),
 //! which tests hold against template.yaml's HttpApi events
-//! (`local/tests/fixtures.rs`), against the document, and against what the
-//! router answers (`local/tests/http.rs`).
+//! (`local/tests/local/fixtures.rs`), against the document, and against what the
+//! router answers (`local/tests/local/http.rs`).
 
 use std::sync::OnceLock;
 

@@ -3,7 +3,7 @@
 //! all of them), metric labels are read from it, and a test holds it to
 //! template.yaml's HttpApi events and to Cargo.toml's `cargo lambda watch`
 //! router (`the_route_table_is_the_templates_and_the_watch_routers` in
-//! `local/tests/fixtures.rs`).
+//! `local/tests/local/fixtures.rs`).
 
 use http::Method;
 
