@@ -33,32 +33,13 @@ fi
 admin=${1#*=}/admin
 scripts/python-tools.sh
 work="$(mktemp -d "${TMPDIR:-/tmp}/people-init.XXXXXX")"
-pids=()
-stop() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap stop EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-moto_port=$(free_port)
-lambda_port=$(free_port)
-export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test \
-    AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE AWS_SESSION_TOKEN
-.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null -m 2 "$AWS_ENDPOINT_URL/moto-api/" && break; sleep 0.2; done
+. scripts/lib/moto-lambda.sh
+start_moto
 "$admin" create-tables >/dev/null
 "$admin" create-bucket --name index >/dev/null
 QUEUE_URL="$("$admin" create-queues --name jobs | sed -n 's/^QUEUE_URL=//p')"
 export QUEUE_URL
-.venv/bin/cargo-lambda lambda watch --only-lambda-apis -A 127.0.0.1 -P "$lambda_port" \
-    >"$work/cargo-lambda.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break; sleep 0.2; done
+start_runtime_api
 for build in "$@"; do
     dir=${build#*=}
     echo "${build%%=*}: $(for f in "${functions[@]}"; do printf '%s %s; ' "$f" "$(stat -c %s "$dir/$f")"; done)bytes"
