@@ -101,7 +101,8 @@ pub(crate) struct Accepted<'a> {
 }
 
 /// The caller of `req`: what the Lambda function or the local server put
-/// in its extensions (`Caller::from_http_authorizer`); none, anonymous.
+/// in its extensions (on Lambda `lambda::caller_from_authorizer`, the caller
+/// API Gateway's JWT authorizer let through); none, anonymous.
 pub fn caller(req: &Request<Bytes>) -> Caller {
     req.extensions()
         .get::<Caller>()
