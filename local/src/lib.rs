@@ -112,14 +112,15 @@ impl App {
     }
 
     /// One WebSocket API event: to the function in front mode, else to the
-    /// handler in process.
+    /// handler in process (through the same translation of API Gateway's
+    /// events as the function's, `people_http::ws::handle`).
     pub async fn ws_event(
         &self,
         event: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
     ) -> aws_lambda_events::apigw::ApiGatewayProxyResponse {
         match &self.front {
             Some(front) => front.websocket(event).await,
-            None => people_app::ws::handle(&self.ws, event).await,
+            None => people_http::ws::handle(&self.ws, event).await,
         }
     }
 

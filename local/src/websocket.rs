@@ -1,9 +1,10 @@
 //! API Gateway's WebSocket side, emulated: real WebSocket connections at
 //! `/ws` become the events a WebSocket Lambda receives (`$connect`, one
 //! event per frame with the route chosen by its `action`, `$disconnect`),
-//! handled by the same `people_app::ws::handle`; and the Management API at
-//! `/@connections/{id}` (POST, GET, DELETE; 410 for an unknown connection),
-//! so the production notifier can push through it.
+//! handled by the same `people_http::ws::handle` as the WebSocket Lambda;
+//! and the Management API at `/@connections/{id}` (POST, GET, DELETE; 410
+//! for an unknown connection), so the production notifier can push through
+//! it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
 use serde_json::Value;
 
 use crate::jobs::JobKind;
@@ -107,20 +106,6 @@ impl Caller {
         self.owner() == owner
     }
 
-    /// The caller API Gateway's HTTP JWT authorizer let through
-    /// (payload 2.0 `requestContext.authorizer.jwt`): its `sub` claim and
-    /// its scopes. No JWT authorizer: anonymous.
-    pub fn from_http_authorizer(authorizer: Option<&ApiGatewayRequestAuthorizer>) -> Self {
-        let Some(jwt) = authorizer.and_then(|a| a.jwt.as_ref()) else {
-            return Caller::Anonymous;
-        };
-        let scopes = match &jwt.scopes {
-            Some(scopes) => scopes.clone(),
-            None => split_scopes(jwt.claims.get("scope").map(String::as_str)),
-        };
-        user(jwt.claims.get("sub").map(String::as_str), scopes)
-    }
-
     /// The caller the WebSocket `$connect` authorizer let through: the
     /// `sub` and `scope` (space separated) of its context, which API
     /// Gateway passes with every event of the connection. No authorizer:
@@ -129,27 +114,30 @@ impl Caller {
         let text = |name: &str| fields.get(name).and_then(Value::as_str);
         match text("sub") {
             None => Caller::Anonymous,
-            sub => user(sub, split_scopes(text("scope"))),
+            sub => Caller::user(sub, split_scopes(text("scope"))),
+        }
+    }
+
+    /// The caller of a verified token with the claim `sub` and `scopes`
+    /// (what an authorizer let through). A token without `sub` (which both
+    /// authorizers refuse) is a user who owns nothing anyone else can name
+    /// and may do nothing.
+    pub fn user(sub: Option<&str>, scopes: Vec<String>) -> Self {
+        match sub.filter(|s| !s.is_empty()) {
+            Some(sub) => Caller::User {
+                sub: sub.to_owned(),
+                scopes,
+            },
+            None => Caller::User {
+                sub: String::new(),
+                scopes: Vec::new(),
+            },
         }
     }
 }
 
-/// A user, or, for a token without `sub` (which both authorizers refuse),
-/// a user who owns nothing anyone else can name and may do nothing.
-fn user(sub: Option<&str>, scopes: Vec<String>) -> Caller {
-    match sub.filter(|s| !s.is_empty()) {
-        Some(sub) => Caller::User {
-            sub: sub.to_owned(),
-            scopes,
-        },
-        None => Caller::User {
-            sub: String::new(),
-            scopes: Vec::new(),
-        },
-    }
-}
-
-fn split_scopes(scope: Option<&str>) -> Vec<String> {
+/// The scopes of a `scope` claim (space separated); none, no scopes.
+pub fn split_scopes(scope: Option<&str>) -> Vec<String> {
     scope
         .unwrap_or_default()
         .split_whitespace()
@@ -202,21 +190,6 @@ mod tests {
         assert!(!u1.owns(None));
         assert!(Caller::Anonymous.owns(None));
         assert!(!Caller::Anonymous.owns(Some("u1")));
-    }
-
-    #[test]
-    fn the_http_authorizer_claims_give_sub_and_scopes() {
-        let event: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
-            serde_json::from_str(include_str!("../../../events/enqueue-import-jwt.json")).unwrap();
-        let caller = Caller::from_http_authorizer(event.request_context.authorizer.as_ref());
-        assert_eq!(
-            caller,
-            Caller::User {
-                sub: "7d1c2f5e-writer".into(),
-                scopes: vec![READ_SCOPE.into(), WRITE_SCOPE.into()]
-            }
-        );
-        assert_eq!(Caller::from_http_authorizer(None), Caller::Anonymous);
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! API Gateway's events, as `lambda_http` delivers them, and a function's
 //! router; and the start-up of a function's telemetry.
 
+use aws_lambda_events::apigw::ApiGatewayRequestAuthorizer;
 use axum::Router;
 use axum::body::Body;
 use lambda_http::request::RequestContext;
 use lambda_http::{IntoResponse, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
-use people_app::access::Caller;
+use people_app::access::{Caller, split_scopes};
 use tower::ServiceExt;
 use tower::util::MapRequest;
 
@@ -40,7 +41,7 @@ pub async fn invoke(
 fn from_api_gateway(event: lambda_http::Request) -> axum::extract::Request {
     let caller = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(context)) => {
-            Caller::from_http_authorizer(context.authorizer.as_ref())
+            caller_from_authorizer(context.authorizer.as_ref())
         }
         _ => Caller::Anonymous,
     };
@@ -58,6 +59,20 @@ fn from_api_gateway(event: lambda_http::Request) -> axum::extract::Request {
         }
     }
     axum::extract::Request::from_parts(parts, Body::from(body.to_vec()))
+}
+
+/// The caller API Gateway's HTTP JWT authorizer let through (payload 2.0
+/// `requestContext.authorizer.jwt`): its `sub` claim and its scopes. No
+/// JWT authorizer: anonymous.
+pub fn caller_from_authorizer(authorizer: Option<&ApiGatewayRequestAuthorizer>) -> Caller {
+    let Some(jwt) = authorizer.and_then(|a| a.jwt.as_ref()) else {
+        return Caller::Anonymous;
+    };
+    let scopes = match &jwt.scopes {
+        Some(scopes) => scopes.clone(),
+        None => split_scopes(jwt.claims.get("scope").map(String::as_str)),
+    };
+    Caller::user(jwt.claims.get("sub").map(String::as_str), scopes)
 }
 
 /// The path the client asked for, as the route table writes it. On a named
@@ -126,6 +141,23 @@ mod tests {
             without_stage("/production/x", Some("prod")),
             "/production/x"
         );
+    }
+
+    #[test]
+    fn the_http_authorizer_claims_give_sub_and_scopes() {
+        use super::caller_from_authorizer;
+        use people_app::access::{Caller, READ_SCOPE, WRITE_SCOPE};
+        let event: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+            serde_json::from_str(include_str!("../../../events/enqueue-import-jwt.json")).unwrap();
+        let caller = caller_from_authorizer(event.request_context.authorizer.as_ref());
+        assert_eq!(
+            caller,
+            Caller::User {
+                sub: "7d1c2f5e-writer".into(),
+                scopes: vec![READ_SCOPE.into(), WRITE_SCOPE.into()]
+            }
+        );
+        assert_eq!(caller_from_authorizer(None), Caller::Anonymous);
     }
 
     /// template.yaml's PeopleTableSizeAlarm watches the metric this code

@@ -1,7 +1,8 @@
 //! The HTTP API, written once: one axum router ([`router`]) built from one
 //! route table ([`routes::ROUTES`]), which `lambda_http` serves on Lambda
 //! ([`lambda`]) and `axum::serve` locally; the handlers below are plain
-//! async functions over the ports.
+//! async functions over the ports. [`ws`] is the WebSocket API's side of
+//! API Gateway: its events to `people_app::ws::handle` and back.
 
 mod cursor;
 mod error;
@@ -13,6 +14,7 @@ pub mod router;
 pub mod routes;
 mod web;
 pub mod write;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -101,7 +103,8 @@ pub(crate) struct Accepted<'a> {
 }
 
 /// The caller of `req`: what the Lambda function or the local server put
-/// in its extensions (`Caller::from_http_authorizer`); none, anonymous.
+/// in its extensions (on Lambda `lambda::caller_from_authorizer`, the caller
+/// API Gateway's JWT authorizer let through); none, anonymous.
 pub fn caller(req: &Request<Bytes>) -> Caller {
     req.extensions()
         .get::<Caller>()

@@ -1,10 +1,10 @@
-//! The WebSocket routes, as API Gateway invokes them: `$connect`,
-//! `$disconnect`, and every frame (`subscribe`, `process`, `$default`).
-//! Replies go through the notifier, like pushes, so a client always gets
-//! `accepted` / `subscribed` before the result that follows it.
+//! The WebSocket routes: `$connect`, `$disconnect`, and every frame
+//! (`subscribe`, `process`, `$default`), each one [`WsEvent`] whatever
+//! carried it (the API Gateway translation is people-http's `ws` module,
+//! for the WebSocket Lambda and the local server alike). Replies go through
+//! the notifier, like pushes, so a client always gets `accepted` /
+//! `subscribed` before the result that follows it.
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use aws_lambda_events::encodings::Body;
 use chrono::Utc;
 
 use super::{
@@ -22,19 +22,54 @@ pub struct WsApi {
     pub enqueuer: Enqueuer,
 }
 
+/// One event of the WebSocket API, as the handler reads it: what API
+/// Gateway's event says (`requestContext.routeKey`, `connectionId`,
+/// `requestId`, the `$connect` authorizer's context, the frame), without
+/// API Gateway's types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WsEvent {
+    /// The route: `$connect`, `$disconnect`, a frame's route (`subscribe`,
+    /// `process`), or `$default` (also for an event that names none).
+    pub route: String,
+    /// The connection the event is about; empty when the event names none
+    /// (answered 400).
+    pub connection_id: String,
+    /// The event's id, the correlation id of what it does; none, a new one.
+    pub correlation_id: Option<String>,
+    /// The frame, for the frame routes.
+    pub body: Option<String>,
+    /// Whether the frame is binary (base64), which is refused.
+    pub is_base64: bool,
+    /// Who opened the connection: the caller the `$connect` authorizer let
+    /// through ([`Caller::from_ws_authorizer`]), anonymous without one.
+    pub caller: Caller,
+}
+
+/// What the handler answers for one event: an HTTP status code, which API
+/// Gateway acts on for `$connect` (anything but 200 refuses the
+/// connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WsStatus(pub u16);
+
+impl WsStatus {
+    /// Handled (for a frame: its reply sent).
+    pub const OK: WsStatus = WsStatus(200);
+    /// An event without a connection id.
+    pub const BAD_REQUEST: WsStatus = WsStatus(400);
+    /// `$connect` whose connection could not be recorded.
+    pub const INTERNAL_SERVER_ERROR: WsStatus = WsStatus(500);
+}
+
 /// Handles one event. `$connect` answers 500 when the connection cannot be
 /// recorded (API Gateway then refuses the connection, and the client can
-/// try again); every other route answers 200, its reply already sent.
+/// try again); an event without a connection id, 400; every other route
+/// answers 200, its reply already sent.
 #[tracing::instrument(skip_all, fields(route, connection_id, correlation_id))]
-pub async fn handle(
-    api: &WsApi,
-    event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
-    let context = &event.request_context;
-    let route = context.route_key.as_deref().unwrap_or("$default");
-    let connection_id = context.connection_id.as_deref().unwrap_or_default();
-    let correlation_id = context
-        .request_id
+pub async fn handle(api: &WsApi, event: WsEvent) -> WsStatus {
+    let route = event.route.as_str();
+    let connection_id = event.connection_id.as_str();
+    let correlation_id = event
+        .correlation_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::Span::current();
@@ -43,7 +78,7 @@ pub async fn handle(
     span.record("correlation_id", correlation_id.as_str());
     if connection_id.is_empty() {
         tracing::error!("event without a connection id");
-        return status(400);
+        return WsStatus::BAD_REQUEST;
     }
     let label = match route {
         "$connect" => "$connect",
@@ -60,25 +95,25 @@ pub async fn handle(
             .connect(connection_id, Utc::now())
             .await
         {
-            Ok(()) => status(200),
+            Ok(()) => WsStatus::OK,
             Err(e) => {
                 tracing::error!(error = ?e, "could not record the connection; refusing it");
-                status(500)
+                WsStatus::INTERNAL_SERVER_ERROR
             }
         },
         "$disconnect" => {
             if let Err(e) = api.pusher.connections.disconnect(connection_id).await {
                 tracing::warn!(error = ?e, "could not remove the connection; its TTL will");
             }
-            status(200)
+            WsStatus::OK
         }
         _ => {
-            // Who opened the connection: the `$connect` authorizer's
-            // context, which API Gateway passes with every frame.
-            let caller = Caller::from_ws_authorizer(&context.authorizer.fields);
-            let frame = parse_frame(event.body.as_deref(), event.is_base64_encoded);
-            on_frame(api, &caller, connection_id, frame, &correlation_id).await;
-            status(200)
+            // The caller is who opened the connection: the `$connect`
+            // authorizer's context, which API Gateway passes with every
+            // frame.
+            let frame = parse_frame(event.body.as_deref(), event.is_base64);
+            on_frame(api, &event.caller, connection_id, frame, &correlation_id).await;
+            WsStatus::OK
         }
     }
 }
@@ -372,13 +407,4 @@ impl Failure {
         e.client_ref = client_ref.map(str::to_owned);
         e
     }
-}
-
-fn status(code: i64) -> ApiGatewayProxyResponse {
-    let mut response = ApiGatewayProxyResponse::default();
-    response.status_code = code;
-    if code != 200 {
-        response.body = Some(Body::Text(String::new()));
-    }
-    response
 }

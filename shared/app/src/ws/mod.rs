@@ -1,7 +1,7 @@
 //! The WebSocket API: frames from clients, messages to them, and the pushes
 //! of request status and results. Written once for the WebSocket Lambda and
 //! the local server, which turns its sockets into the same API Gateway
-//! events.
+//! events; people-http translates those into [`WsEvent`]s.
 //!
 //! ## Why no result is missed
 //!
@@ -20,7 +20,7 @@ mod handler;
 mod push;
 
 pub use frames::{ClientFrame, FrameError, Progress, ServerMessage, parse_frame};
-pub use handler::{WsApi, handle};
+pub use handler::{WsApi, WsEvent, WsStatus, handle};
 pub use push::{Delivery, PushReport, Pusher};
 
 /// The largest message API Gateway carries to or from a WebSocket client

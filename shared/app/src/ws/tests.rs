@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Pusher, WsApi, handle};
+use super::{Pusher, WsApi, WsEvent, WsStatus, handle};
+use crate::access::{Caller, split_scopes};
 use crate::config::PeopleConfig;
 use crate::index::Refresh;
 use crate::jobs::{
@@ -252,20 +252,17 @@ async fn fixture_on(queue: Arc<MemoryQueue>) -> Fixture {
     }
 }
 
-fn event(route: &str, connection_id: &str, body: Option<Value>) -> ApiGatewayWebsocketProxyRequest {
-    serde_json::from_value(json!({
-        "requestContext": {
-            "routeKey": route,
-            "eventType": if route == "$connect" { "CONNECT" } else if route == "$disconnect" { "DISCONNECT" } else { "MESSAGE" },
-            "connectionId": connection_id,
-            "requestId": "req-ctx",
-            "connectedAt": 0,
-            "requestTimeEpoch": 0,
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false,
-    }))
-    .unwrap()
+/// An event of `route` on an anonymous connection, with API Gateway's
+/// request id `req-ctx`.
+fn event(route: &str, connection_id: &str, body: Option<Value>) -> WsEvent {
+    WsEvent {
+        route: route.to_owned(),
+        connection_id: connection_id.to_owned(),
+        correlation_id: Some("req-ctx".into()),
+        body: body.map(|b| b.to_string()),
+        is_base64: false,
+        caller: Caller::Anonymous,
+    }
 }
 
 /// `connection` subscribes to `request_id`, as the `subscribe` route does.
@@ -323,7 +320,7 @@ async fn completion_racing_subscription_never_loses_the_result() {
         });
         let (processed, response) = tokio::join!(processing, subscribing);
         assert_eq!(processed.unwrap().unwrap(), Processed::Completed);
-        assert_eq!(response.unwrap().status_code, 200);
+        assert_eq!(response.unwrap(), WsStatus::OK);
 
         let messages = f.recorder.to(&connection);
         let subscribed = messages.iter().find(|m| m["type"] == "subscribed");
@@ -584,18 +581,14 @@ async fn connect_and_disconnect_keep_the_store_in_step() {
     let f = fixture().await;
     queued(&f, "r4").await;
     assert_eq!(
-        handle(&f.api, event("$connect", "c", None))
-            .await
-            .status_code,
-        200
+        handle(&f.api, event("$connect", "c", None)).await,
+        WsStatus::OK
     );
     subscribe(&f, "c", "r4").await;
     assert_eq!(f.connections.0.subscriptions(), 1);
     assert_eq!(
-        handle(&f.api, event("$disconnect", "c", None))
-            .await
-            .status_code,
-        200
+        handle(&f.api, event("$disconnect", "c", None)).await,
+        WsStatus::OK
     );
     assert_eq!(f.connections.0.connections(), 0);
     assert_eq!(f.connections.0.subscriptions(), 0);
@@ -638,19 +631,13 @@ async fn a_request_ended_by_the_sweeper_is_pushed_to_its_subscribers() {
     assert_eq!(result["error"]["code"], "timed_out");
 }
 
-/// An event of a connection opened with a token of `sub` and `scope`, as
-/// API Gateway passes the `$connect` authorizer's context.
-fn event_as(
-    route: &str,
-    connection_id: &str,
-    body: Value,
-    sub: &str,
-    scope: &str,
-) -> ApiGatewayWebsocketProxyRequest {
-    let mut event = event(route, connection_id, Some(body));
-    event.request_context.authorizer.fields =
-        serde_json::from_value(json!({"principalId": sub, "sub": sub, "scope": scope})).unwrap();
-    event
+/// An event of a connection opened with a token of `sub` and `scope`, the
+/// caller the `$connect` authorizer let through.
+fn event_as(route: &str, connection_id: &str, body: Value, sub: &str, scope: &str) -> WsEvent {
+    WsEvent {
+        caller: Caller::user(Some(sub), split_scopes(Some(scope))),
+        ..event(route, connection_id, Some(body))
+    }
 }
 
 fn import_frame() -> Value {
