@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -24,6 +24,7 @@ use people_app::jobs::{Enqueuer, ProcessError, Worker, process};
 use people_app::memory::hub::ConnectionHub;
 use people_app::ws::{Pusher, WsApi};
 use people_aws::wiring::{Jobs, People};
+use people_http::router::Gate;
 use people_http::routes::Function;
 use people_http::{ApiError, Handlers, PeopleWriter, QueryApi};
 use tokio::net::TcpListener;
@@ -203,12 +204,16 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(websocket::delete),
         );
     }
+    let local = local
+        .with_state(Arc::clone(&app))
+        .layer(from_fn(loopback_origins_only));
     let api = if app.front.is_some() {
         // The functions' own routers answer; API Gateway's body limit is
         // the API's here too.
         Router::new()
             .fallback(to_front)
             .layer(from_fn(people_http::router::body_limit))
+            .layer(from_fn(loopback_origins_only))
             .with_state(Arc::clone(&app))
     } else {
         let handlers = Handlers {
@@ -217,16 +222,22 @@ pub fn router(app: Arc<App>) -> Router {
             people: Some(Arc::clone(&app.people)),
         };
         let routes =
-            people_http::router::routes(&[Function::QueryApi, Function::Enqueue], &handlers)
-                // Between the body limit and the routes, as API Gateway's
-                // authorizer runs before the function.
-                .layer(from_fn_with_state(Arc::clone(&app), tokens));
-        people_http::router::with_layers(routes)
+            people_http::router::routes(&[Function::QueryApi, Function::Enqueue], &handlers);
+        // The origin check, then the token check, before the body is read
+        // and the route runs, as API Gateway's authorizer runs before the
+        // function: in the API's one layer, not two more of their own.
+        let gate: Gate = Arc::new(move |req| {
+            let app = Arc::clone(&app);
+            Box::pin(async move {
+                if let Some(refused) = origin_refused(&req) {
+                    return Err(refused);
+                }
+                tokens(&app, req).await
+            })
+        });
+        people_http::router::with_gate(routes, Some(gate))
     };
-    local
-        .with_state(Arc::clone(&app))
-        .merge(api)
-        .layer(from_fn(loopback_origins_only))
+    local.merge(api)
 }
 
 /// Whether the local server on `bind` serves the Management API emulation:
@@ -266,9 +277,17 @@ pub fn loopback_origin(headers: &HeaderMap) -> bool {
 /// authorizer, so this is what keeps a web page from writing through a
 /// developer's browser.
 async fn loopback_origins_only(req: Request, next: Next) -> Response {
+    match origin_refused(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    }
+}
+
+/// The 403 of [`loopback_origins_only`], when `req` is refused.
+fn origin_refused(req: &Request) -> Option<Response> {
     let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if (reads && req.uri().path() != "/ws") || loopback_origin(req.headers()) {
-        return next.run(req).await;
+        return None;
     }
     let origin = req
         .headers()
@@ -276,11 +295,10 @@ async fn loopback_origins_only(req: Request, next: Next) -> Response {
         .and_then(|o| o.to_str().ok())
         .unwrap_or("?");
     let origin: String = origin.chars().take(64).collect();
-    ApiError::Forbidden(format!(
+    let refused = ApiError::Forbidden(format!(
         "origin {origin:?} is refused: the local server accepts writes and WebSocket connections only from loopback origins"
-    ))
-    .into_response()
-    .map(Body::from)
+    ));
+    Some(refused.into_response().map(Body::from))
 }
 
 /// Starts the worker pool on the in-process queue, running the same
@@ -494,15 +512,15 @@ async fn to_front(State(app): State<Arc<App>>, req: Request) -> Response {
 /// `--jwt-issuer`: the caller of a request is its token's, checked as API
 /// Gateway's JWT authorizer checks it (401 without a valid one); without
 /// the flag, every caller is anonymous.
-async fn tokens(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+async fn tokens(app: &App, mut req: Request) -> Result<Request, Response> {
     let Some(verifier) = &app.jwt else {
-        return next.run(req).await;
+        return Ok(req);
     };
     if !needs_token(req.uri().path()) {
-        return next.run(req).await;
+        return Ok(req);
     }
     let Some(token) = bearer(req.headers()) else {
-        return unauthorized();
+        return Err(unauthorized());
     };
     match verifier.verify(token).await {
         Ok(token) => {
@@ -511,11 +529,11 @@ async fn tokens(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Re
                     sub: token.sub,
                     scopes: token.scopes,
                 });
-            next.run(req).await
+            Ok(req)
         }
         Err(reason) => {
             tracing::info!(reason = reason.code(), "token refused");
-            unauthorized()
+            Err(unauthorized())
         }
     }
 }

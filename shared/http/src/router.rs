@@ -2,11 +2,18 @@
 //! `lambda_http` serves a function's router on Lambda ([`crate::lambda`]),
 //! `axum::serve` the local server's, which has every route.
 //!
-//! Layers, outermost first ([`with_layers`]): the correlation id and the
-//! request's span, the request metric (labelled from the route table by
-//! axum's `MatchedPath`), the body limit (413). Then, on matched routes,
-//! JSON bodies only (415); a path of no route is 404 and a method its
-//! path does not serve 405 with `Allow`, all with the API's JSON error body.
+//! Around every route, one layer ([`with_layers`]), in this order: the
+//! correlation id and the request's span, the request metric (labelled
+//! from the route table by axum's `MatchedPath`), a caller's [`Gate`] if
+//! it has one (the local server's origin and token checks), the body
+//! limit (413). Then the route's handler refuses a body that is not JSON
+//! (415); a path of no route is 404 and a method its path does not serve
+//! 405 with `Allow`, all with the API's JSON error body.
+//!
+//! One layer, not one per concern: axum's `from_fn` clones the service it
+//! wraps and boxes a future on every request, and under load six of them
+//! cost the local server a quarter of its throughput (BENCHMARKS.md,
+//! "Before and after the crate split").
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +21,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
+use axum::extract::State;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{MatchedPath, RawPathParams, Request};
-use axum::middleware::{Next, from_fn};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter};
 use bytes::Bytes;
@@ -112,17 +120,28 @@ pub fn routes(functions: &[Function], handlers: &Handlers) -> Router {
         let fallback = move |req: Request| method_not_allowed(req, allow.clone());
         router = router.route(path, methods.fallback(fallback));
     }
-    router
-        .route_layer(from_fn(json_bodies_only))
-        .fallback(no_route)
+    router.fallback(no_route)
 }
 
-/// The layers every router of the API has, around `routes`.
+/// A check of the request before its body is read and its route runs, as
+/// API Gateway's authorizer runs before the function: the request goes
+/// on (with what the check put in its extensions, a caller), or the
+/// check's answer is the response.
+pub type Gate = Arc<
+    dyn Fn(Request) -> Pin<Box<dyn Future<Output = Result<Request, Response>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The layer every router of the API has, around `routes`.
 pub fn with_layers(routes: Router) -> Router {
-    routes
-        .layer(from_fn(body_limit))
-        .layer(from_fn(metrics))
-        .layer(from_fn(correlation))
+    with_gate(routes, None)
+}
+
+/// [`with_layers`], with `gate` between the request metric and the body
+/// limit: what it refuses is logged and counted like any answer.
+pub fn with_gate(routes: Router, gate: Option<Gate>) -> Router {
+    routes.layer(from_fn_with_state(gate, api_layer))
 }
 
 /// A route's handler: the request with its body read, and the value of the
@@ -231,6 +250,9 @@ fn bind(
                 }
                 Err(_) => String::new(),
             };
+            if let Some(refused) = not_json(&req) {
+                return error(refused);
+            }
             let (parts, body) = req.into_parts();
             // The body limit layer has read it whole: this takes what it holds.
             let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
@@ -269,37 +291,52 @@ async fn no_route(req: Request) -> Response {
 #[derive(Clone, Debug)]
 pub struct CorrelationId(pub String);
 
-async fn correlation(mut req: Request, next: Next) -> Response {
+/// Correlation id and span, metric, gate, body limit: the one layer of
+/// [`with_gate`].
+async fn api_layer(State(gate): State<Option<Gate>>, mut req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let label = routes::label(req.method(), route);
     let id = crate::correlation_id_of(req.headers());
     let span = tracing::info_span!(
         "http",
         method = %req.method(),
-        route = req.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str),
+        route = route.unwrap_or("-"),
         correlation_id = %id,
     );
     req.extensions_mut().insert(CorrelationId(id));
-    next.run(req).instrument(span).await
+    async move {
+        let response = match gate {
+            Some(gate) => match gate(req).await {
+                Ok(req) => read_then(req, next).await,
+                Err(refused) => refused,
+            },
+            None => read_then(req, next).await,
+        };
+        // One `http_request_duration_ms` sample per answer, labelled with
+        // the route of the table that axum matched.
+        people_app::telemetry::http_request(label, response.status().as_u16(), start);
+        response
+    }
+    .instrument(span)
+    .await
 }
 
-/// One `http_request_duration_ms` sample per answer, labelled with the
-/// route of the table that axum matched.
-async fn metrics(req: Request, next: Next) -> Response {
-    let start = std::time::Instant::now();
-    let label = routes::label(
-        req.method(),
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
-    let response = next.run(req).await;
-    people_app::telemetry::http_request(label, response.status().as_u16(), start);
-    response
+/// The request with its body read whole, to `next`; 413 over the limit.
+async fn read_then(req: Request, next: Next) -> Response {
+    match read_whole(req).await {
+        Ok(req) => next.run(req).await,
+        Err(too_large) => too_large,
+    }
 }
 
-/// Bodies over [`MAX_BODY_BYTES`] are 413 at every size: from the declared
-/// length before the body is read, or as it is read. What passes is read
-/// whole here, once.
-pub async fn body_limit(req: Request, next: Next) -> Response {
+/// `req` with its body read whole into memory, or 413 when the body is
+/// over [`MAX_BODY_BYTES`] at any size: from the declared length before
+/// it is read, or as it is read.
+async fn read_whole(req: Request) -> Result<Request, Response> {
     let too_large = || {
         error(ApiError::PayloadTooLarge(format!(
             "request body over {MAX_BODY_BYTES} bytes"
@@ -311,26 +348,29 @@ pub async fn body_limit(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(_) => too_large(),
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Err(_) => Err(too_large()),
     }
 }
 
+/// [`read_whole`] as a layer of its own (the local server's front mode,
+/// whose functions have their own layers behind it).
+pub async fn body_limit(req: Request, next: Next) -> Response {
+    read_then(req, next).await
+}
+
 /// POST, PUT and DELETE bodies of the API are JSON: any other content
-/// type is 415 (as is a body without one).
-async fn json_bodies_only(req: Request, next: Next) -> Response {
+/// type is refused (415), as is a body without one.
+fn not_json(req: &Request) -> Option<ApiError> {
     let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
-    // Read whole by the body limit layer: the size is exact.
+    // Read whole by the body limit: the size is exact.
     let empty = HttpBody::size_hint(req.body()).exact() == Some(0);
     if !writes || empty {
-        return next.run(req).await;
+        return None;
     }
     let content_type = req
         .headers()
@@ -339,9 +379,9 @@ async fn json_bodies_only(req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if essence.eq_ignore_ascii_case("application/json") {
-        return next.run(req).await;
+        return None;
     }
-    error(ApiError::UnsupportedMediaType(format!(
+    Some(ApiError::UnsupportedMediaType(format!(
         "the body must be application/json, not {:?}",
         content_type.chars().take(64).collect::<String>()
     )))
