@@ -63,11 +63,23 @@ async fn a_report_is_recorded_queued_and_sent_once_per_key() {
     assert_eq!(record.status, RequestStatus::Queued);
     let message: JobMessage = serde_json::from_str(&queue.try_receive().unwrap()).unwrap();
     assert_eq!(message.request_id, id);
-    assert!(!message.correlation_id.is_empty());
+    // No x-correlation-id: API Gateway's request id names the job.
+    assert_eq!(message.correlation_id, "Hk3aZgWqDoEEMdQ=");
     // The fixture carries an Idempotency-Key: the same request, no new message.
     let (status, again) = call(&deps, REPORT).await;
     assert_eq!((status, again["id"].as_str()), (202, Some(id)));
     assert!(queue.try_receive().is_none());
+}
+
+#[tokio::test]
+async fn the_callers_correlation_id_goes_before_api_gateways_request_id() {
+    let (deps, _, queue) = deps();
+    let mut event: Value = serde_json::from_str(REPORT).unwrap();
+    event["headers"]["x-correlation-id"] = "client-chosen-1".into();
+    let (status, body) = call(&deps, &event.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    let message: JobMessage = serde_json::from_str(&queue.try_receive().unwrap()).unwrap();
+    assert_eq!(message.correlation_id, "client-chosen-1");
 }
 
 #[tokio::test]

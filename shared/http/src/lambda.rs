@@ -36,18 +36,23 @@ pub async fn invoke(
 
 /// An API Gateway request as the router takes it: the path the route
 /// matched, without the stage ([`route_path`]), the query string as sent,
-/// and the caller that API Gateway's JWT authorizer let through (anonymous
-/// on a stack without one) in the extensions.
+/// and in the extensions the caller that API Gateway's JWT authorizer let
+/// through (anonymous on a stack without one) and API Gateway's request id
+/// (the correlation id of a request without its own).
 fn from_api_gateway(event: lambda_http::Request) -> axum::extract::Request {
-    let caller = match event.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => {
-            caller_from_authorizer(context.authorizer.as_ref())
-        }
-        _ => Caller::Anonymous,
+    let (caller, request_id) = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (
+            caller_from_authorizer(context.authorizer.as_ref()),
+            context.request_id.clone(),
+        ),
+        _ => (Caller::Anonymous, None),
     };
     let path = route_path(&event);
     let (mut parts, body) = event.into_parts();
     parts.extensions.insert(caller);
+    if let Some(id) = request_id {
+        parts.extensions.insert(crate::GatewayRequestId(id));
+    }
     let path_and_query = match parts.uri.query() {
         Some(query) => format!("{path}?{query}"),
         None => path,

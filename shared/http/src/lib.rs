@@ -208,24 +208,41 @@ fn idempotency_key(req: &Request<Bytes>) -> Result<Option<String>, ApiError> {
 pub fn correlation_id(req: &Request<Bytes>) -> String {
     match req.extensions().get::<CorrelationId>() {
         Some(CorrelationId(id)) => id.clone(),
-        None => correlation_id_of(req.headers()),
+        None => correlation_id_of(req.headers(), req.extensions()),
     }
 }
 
-/// The caller's `x-correlation-id`, else API Gateway's request id, else a new one.
-pub(crate) fn correlation_id_of(headers: &HeaderMap) -> String {
+/// The caller's `x-correlation-id`, else API Gateway's request id (the
+/// event's `requestContext.requestId`, in the extensions as
+/// [`GatewayRequestId`], or an `x-amzn-requestid` / `apigw-requestid`
+/// header), else a new one.
+pub(crate) fn correlation_id_of(headers: &HeaderMap, extensions: &http::Extensions) -> String {
+    let valid =
+        |v: &str| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|v| valid(v))
             .map(str::to_owned)
     };
     header("x-correlation-id")
+        .or_else(|| {
+            extensions
+                .get::<GatewayRequestId>()
+                .map(|id| id.0.as_str())
+                .filter(|v| valid(v))
+                .map(str::to_owned)
+        })
         .or_else(|| header("x-amzn-requestid"))
         .or_else(|| header("apigw-requestid"))
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
+
+/// API Gateway's id of the request (`requestContext.requestId`), which
+/// the Lambda glue puts in the request's extensions.
+#[derive(Clone, Debug)]
+pub struct GatewayRequestId(pub String);
 
 /// `GET /people`.
 #[utoipa::path(

@@ -285,7 +285,8 @@ async fn no_route(req: Request) -> Response {
 }
 
 /// The correlation id of a request, in its extensions: the caller's
-/// `x-correlation-id`, else API Gateway's request id, else a new one. It
+/// `x-correlation-id`, else API Gateway's request id (its
+/// `requestContext.requestId` on Lambda), else a new one. It
 /// goes with the job to the worker and the push, and names the request's
 /// span in the logs.
 #[derive(Clone, Debug)]
@@ -300,7 +301,7 @@ async fn api_layer(State(gate): State<Option<Gate>>, mut req: Request, next: Nex
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let label = routes::label(req.method(), route);
-    let id = crate::correlation_id_of(req.headers());
+    let id = crate::correlation_id_of(req.headers(), req.extensions());
     let span = tracing::info_span!(
         "http",
         method = %req.method(),
