@@ -176,10 +176,11 @@ async fn connection(
                         break;
                     }
                     Some(Err(e)) => {
-                        // A frame over the limit (or a broken stream): say
-                        // so in a close frame, as API Gateway does (1009).
+                        // A frame over the limit, a message past
+                        // MAX_TRANSPORT_BYTES (or a broken stream): say so
+                        // in a close frame, as API Gateway does (1009).
                         close = (1009, e.to_string());
-                        app.hub.close_with(&connection_id, 1009, "frame too large: at most 32 KB a frame");
+                        app.hub.close_with(&connection_id, 1009, "too large: at most 32 KB a frame and 1 MiB a message");
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await;
                         break;
                     }

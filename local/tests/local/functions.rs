@@ -374,6 +374,17 @@ async fn the_function_binaries_run_together_behind_the_local_server() {
         "{body}"
     );
 
+    // A body over 6 MiB is the local front's 413, declared or read, as API
+    // Gateway's payload limit refuses it before a function runs.
+    for chunked in [false, true] {
+        let addr = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, local_port));
+        let status = crate::support::oversized_post(addr, chunked).await;
+        assert_eq!(
+            status, "HTTP/1.1 413 Payload Too Large",
+            "chunked: {chunked}"
+        );
+    }
+
     // A real WebSocket client: $connect through the websocket function.
     let (mut socket, response) = connect_async(format!("ws://127.0.0.1:{local_port}/ws"))
         .await

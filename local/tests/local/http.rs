@@ -565,6 +565,14 @@ async fn put_and_delete_a_person_are_searchable_at_once() {
         assert_eq!(status, 400, "{body}: {reply}");
         assert_eq!(reply["error"]["parameter"], field, "{body}: {reply}");
     }
+    // A body over 64 KiB (MAX_PERSON_BYTES) is 413, and changes nothing
+    let long = format!(
+        r#"{{"first_name":"{}","last_name":"B","nationality":"C","hobbies":[]}}"#,
+        "a".repeat(people_http::write::MAX_PERSON_BYTES)
+    );
+    let (status, reply) = server.send(Method::PUT, "/people/put-1", &long).await;
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(reply["error"]["code"], "payload_too_large", "{reply}");
     let (_, person) = server.get("/people/put-1").await;
     assert_eq!(person["first_name"], "Bethan");
 
@@ -768,29 +776,13 @@ async fn ids_that_are_not_request_ids_bodies_over_the_limit_and_repeated_keys() 
         .unwrap();
     assert_eq!(response.status(), 413);
     // ... and over the server's (6 MiB), answered from the declared length
-    // before the body is sent (a client still sending would see its
-    // connection closed under it).
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(
-                format!(
-                    "POST /requests HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    server.addr,
-                    7 * 1024 * 1024
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut answer = vec![0; 512];
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
-            .await
-            .unwrap()
-            .unwrap();
-        let answer = String::from_utf8_lossy(&answer[..n]);
-        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // before the body is sent, or once that much has been read.
+    for chunked in [false, true] {
+        let status = crate::support::oversized_post(server.addr, chunked).await;
+        assert_eq!(
+            status, "HTTP/1.1 413 Payload Too Large",
+            "chunked: {chunked}"
+        );
     }
     // A second Idempotency-Key is a 400, as a repeated parameter is.
     let response = client

@@ -213,3 +213,43 @@ pub(crate) fn management_client(addr: SocketAddr) -> aws_sdk_apigatewaymanagemen
         .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(config)
 }
+
+/// The status line the server at `addr` answers a `POST /requests` over
+/// the 6 MiB body limit: declared by `content-length` (and no body sent),
+/// or sent chunked, without a length, until the server answers. Over raw
+/// TCP: a client that still sends would see its connection closed under
+/// it, which an HTTP client reports as an error instead of the answer.
+pub(crate) async fn oversized_post(addr: SocketAddr, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_owned()
+    } else {
+        format!("content-length: {}", 7 * 1024 * 1024)
+    };
+    let head = format!(
+        "POST /requests HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{framing}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    if chunked {
+        let chunk = vec![b' '; 64 * 1024];
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(&chunk);
+        frame.extend_from_slice(b"\r\n");
+        // One chunk past the limit; the server may answer and stop
+        // reading before the last ones are written.
+        for _ in 0..=local::MAX_BODY_BYTES / chunk.len() {
+            if stream.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    }
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    answer.lines().next().unwrap_or_default().to_owned()
+}

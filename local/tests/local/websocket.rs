@@ -225,6 +225,40 @@ async fn a_frame_over_32_kb_closes_the_connection_with_1009() {
     server.shutdown().await;
 }
 
+/// GIVEN a connection WHEN a message past 1 MiB arrives in frames each
+/// under the frame limit THEN the server closes the connection with 1009
+/// rather than buffer it (docs/websocket.md, "Limits").
+#[tokio::test]
+async fn a_message_past_1_mib_closes_the_connection_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = Server::start().await;
+    let mut socket = connect(&server).await;
+    let chunk = vec![b'x'; 16 * 1024];
+    let frames = local::websocket::MAX_TRANSPORT_BYTES / chunk.len() + 8;
+    for i in 0..frames {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let frame = Frame::message(chunk.clone(), OpCode::Data(opcode), false);
+        // The server may close while frames are still going out.
+        if socket.send(Message::Frame(frame)).await.is_err() {
+            break;
+        }
+    }
+    let close = loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an answer in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_frames_get_an_error_and_the_connection_stays_open() {
     let server = Server::start().await;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use people_app::config::PeopleConfig;
 use people_app::index::Refresh;
 use people_app::jobs::{
-    Enqueuer, JobMessage, RequestRecord, RequestStatus, Sweeper, Worker, process, submit, sweep,
+    Enqueuer, JobMessage, MIN_TIME_LEFT, ProcessError, RequestRecord, RequestStatus, Sweeper,
+    Worker, process, submit, sweep,
 };
 use people_app::memory::faults::{Fault, Faults, FaultyPeopleStore, FaultyRequestStore};
 use people_app::memory::{MemoryQueue, MemoryRequestStore};
@@ -245,6 +246,82 @@ async fn a_permanent_error_fails_the_request_at_once() {
     // Only the correlation id, no internal error text.
     assert!(!error.message.contains("injected"), "{}", error.message);
     assert!(error.message.contains("fault-test"), "{}", error.message);
+}
+
+/// GIVEN a deadline 0.5 s past MIN_TIME_LEFT and a write that takes 1 s:
+/// the first of an import's three chunks, its last chunk, or the record
+/// of its result WHEN the processor runs the message THEN it stops at the
+/// next check (before the second chunk or the index refresh: "retry
+/// later"; before the push: the result kept, the push left), the people
+/// written stay written, and a redelivery without a deadline lands the
+/// import once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_reached_inside_a_job_stops_it_at_the_next_check_and_the_redelivery_lands_it_once()
+ {
+    // (slow operation, of which store, after how many calls; people written
+    // when the job stops; whether the request is finished by then)
+    let cases = [
+        ("put_batch", true, 0, 100, false),
+        ("put_batch", true, 2, IMPORTED, false),
+        ("finish", false, 0, IMPORTED, true),
+    ];
+    for (operation, people_store, after, written, finished) in cases {
+        let case = format!("{operation} after {after}");
+        let s = system(Duration::from_secs(60)).await;
+        // A queue of the test's own, without workers: the test delivers.
+        let queue = Arc::new(MemoryQueue::new());
+        let enqueuer = Enqueuer {
+            requests: s.requests.clone(),
+            queue: queue.clone(),
+            anonymous_writes: true,
+        };
+        let record = submit(
+            &enqueuer,
+            &import_body(),
+            &Caller::Anonymous,
+            None,
+            "fault-test",
+        )
+        .await
+        .unwrap();
+        let body = queue.try_receive().expect("the job message");
+        let faults = if people_store {
+            &s.people_faults
+        } else {
+            &s.request_faults
+        };
+        faults.fail_after(operation, after, Fault::Delay(Duration::from_secs(1)), 1);
+        let deadline = Instant::now() + MIN_TIME_LEFT + Duration::from_millis(500);
+        let stopped = process(&s.worker, &body, 1, Some(deadline)).await;
+        match &stopped {
+            // Finished and kept, only the push left for the next delivery.
+            Err(ProcessError::Undelivered(id)) if finished => assert_eq!(id, &record.id),
+            Err(e @ ProcessError::Retry { .. }) if !finished => {
+                assert!(e.to_string().contains("deadline"), "{case}: {e}")
+            }
+            other => panic!("{case}: {other:?}"),
+        }
+        let now = s.requests.get(&record.id).await.unwrap().unwrap();
+        if finished {
+            assert_eq!(now.status, RequestStatus::Completed, "{case}");
+            assert_eq!(accepted(&now), IMPORTED as u64, "{case}");
+        } else {
+            assert_eq!(now.status, RequestStatus::Processing, "{case}");
+            assert!(now.result.is_none(), "{case}");
+        }
+        assert_eq!(imported_people(&s).await.0, written, "{case}");
+
+        let again = process(&s.worker, &body, 2, None).await;
+        assert!(again.is_ok(), "{case}: {again:?}");
+        let done = s.requests.get(&record.id).await.unwrap().unwrap();
+        assert_eq!(done.status, RequestStatus::Completed, "{case}");
+        assert_eq!(accepted(&done), IMPORTED as u64, "{case}");
+        assert_eq!(
+            imported_people(&s).await,
+            (IMPORTED, IMPORTED as u64),
+            "{case}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
