@@ -48,6 +48,21 @@ async fn send_fragmented(socket: &mut Socket, text: &str, frame: usize) {
     }
 }
 
+/// The code of the close frame the server sends next.
+async fn close_code(socket: &mut Socket) -> u16 {
+    let close = loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("an answer in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    u16::from(close.expect("a close code").code)
+}
+
 /// The next JSON message.
 async fn next(socket: &mut Socket) -> Value {
     loop {
@@ -210,18 +225,7 @@ async fn a_frame_over_32_kb_closes_the_connection_with_1009() {
         .send(Message::Text(big.to_string().into()))
         .await
         .unwrap();
-    let close = loop {
-        match tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("an answer in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    let close = close.expect("a close code");
-    assert_eq!(u16::from(close.code), 1009);
+    assert_eq!(close_code(&mut socket).await, 1009);
     server.shutdown().await;
 }
 
@@ -244,18 +248,7 @@ async fn a_message_past_1_mib_closes_the_connection_with_1009() {
             break;
         }
     }
-    let close = loop {
-        match tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("an answer in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    let close = close.expect("a close code");
-    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    assert_eq!(close_code(&mut socket).await, 1009);
     server.shutdown().await;
 }
 
@@ -566,14 +559,7 @@ async fn a_graceful_stop_fails_what_is_left_and_closes_every_socket() {
     assert_eq!(result["type"], "process-result", "{result}");
     assert_eq!(result["status"], "failed");
     assert_eq!(result["error"]["code"], "shutdown");
-    let close = loop {
-        match tokio::time::timeout(WAIT, socket.next()).await.unwrap() {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
-            Some(Ok(_)) => continue,
-            other => panic!("no close frame: {other:?}"),
-        }
-    };
-    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close_code(&mut socket).await, 1001);
     // The record says so too, and no new request is taken.
     let (_, record) = server.get(&format!("/requests/{id}")).await;
     assert_eq!(record["error"]["code"], "shutdown");

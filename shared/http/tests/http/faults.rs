@@ -112,6 +112,20 @@ fn import_body() -> Vec<u8> {
         .into_bytes()
 }
 
+/// Submits the import of `import_body` through `enqueuer`.
+async fn submit_import(
+    enqueuer: &Enqueuer,
+) -> Result<RequestRecord, people_app::jobs::SubmitError> {
+    submit(
+        enqueuer,
+        &import_body(),
+        &Caller::Anonymous,
+        None,
+        "fault-test",
+    )
+    .await
+}
+
 /// Submits, then waits until the request is finished; returns its record.
 async fn run_to_the_end(s: &System, body: &[u8]) -> RequestRecord {
     run_keyed(s, body, None).await
@@ -275,15 +289,7 @@ async fn a_deadline_reached_inside_a_job_stops_it_at_the_next_check_and_the_rede
             queue: queue.clone(),
             anonymous_writes: true,
         };
-        let record = submit(
-            &enqueuer,
-            &import_body(),
-            &Caller::Anonymous,
-            None,
-            "fault-test",
-        )
-        .await
-        .unwrap();
+        let record = submit_import(&enqueuer).await.unwrap();
         let body = queue.try_receive().expect("the job message");
         let faults = if people_store {
             &s.people_faults
@@ -339,14 +345,7 @@ async fn a_failed_finish_is_retried_and_the_result_is_kept() {
 async fn a_failed_send_leaves_no_request_queued() {
     let s = system(Duration::from_secs(60)).await;
     s.queue.fail_next_sends(1);
-    let refused = submit(
-        &s.enqueuer,
-        &import_body(),
-        &Caller::Anonymous,
-        None,
-        "fault-test",
-    )
-    .await;
+    let refused = submit_import(&s.enqueuer).await;
     assert!(refused.is_err());
     // The client was told (503 over HTTP); and nothing stays queued.
     let again = run_to_the_end(&s, &import_body()).await;
@@ -541,15 +540,9 @@ async fn an_ambiguous_send_failure_does_not_fail_a_started_request() {
         }),
         anonymous_writes: true,
     };
-    let record = submit(
-        &enqueuer,
-        &import_body(),
-        &Caller::Anonymous,
-        None,
-        "fault-test",
-    )
-    .await
-    .expect("the request was queued after all");
+    let record = submit_import(&enqueuer)
+        .await
+        .expect("the request was queued after all");
     let done = wait_finished(&s, record).await;
     assert_eq!(done.status, RequestStatus::Completed, "{done:?}");
     assert_eq!(done.attempts, 1);
