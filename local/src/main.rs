@@ -262,7 +262,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
-    eprintln!("listening on http://{addr} (WebSocket: ws://{addr}/ws)");
+    announce(&format!(
+        "listening on http://{addr} (WebSocket: ws://{addr}/ws)"
+    ));
     local::serve(listener, local::router(app), shutdown_signal()).await?;
     eprintln!(
         "no more requests taken; finishing queued jobs (at most {} s)",
@@ -379,9 +381,9 @@ async fn front(
         .await
         .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
-    eprintln!(
+    announce(&format!(
         "listening on http://{addr} (WebSocket: ws://{addr}/ws; Management API: http://{addr}/@connections)"
-    );
+    ));
     local::serve(listener, local::router(app), shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
@@ -402,4 +404,13 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     eprintln!("shutting down: finishing requests in flight");
+}
+
+/// Writes the `listening on ...` line to stderr in one write: scripts and
+/// tests read the address from it as it arrives, and `eprintln!` writes
+/// its pieces one by one (a reader once took `http://127.0.0` for the
+/// whole address).
+fn announce(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }

@@ -346,7 +346,8 @@ async function withIssuer(fn) {
       const timer = setTimeout(() => reject(new Error(`the token-demanding server did not start:\n${log}`)), 60000);
       server.stderr.on("data", (chunk) => {
         log += chunk;
-        const m = log.match(/listening on (http:\/\/\S+)/);
+        // The whole line: a chunk may end inside the address.
+        const m = log.match(/listening on (http:\/\/\S+) .*\n/);
         if (m) {
           clearTimeout(timer);
           resolve(m[1]);
