@@ -159,22 +159,11 @@ async fn wait_finished(s: &System, record: RequestRecord) -> RequestRecord {
 
 /// People whose last name is "Tester" in the store and in the index.
 async fn imported_people(s: &System) -> (usize, u64) {
-    let mut in_store = 0;
-    for segment in 0..1 {
-        let mut start = None;
-        loop {
-            let page = s.people.store.scan(segment, 1, start).await.unwrap();
-            in_store += page
-                .people
-                .iter()
-                .filter(|p| p.last_name == "Tester")
-                .count();
-            match page.next {
-                Some(next) => start = Some(next),
-                None => break,
-            }
-        }
-    }
+    let in_store = stored_people(s)
+        .await
+        .iter()
+        .filter(|p| p.last_name == "Tester")
+        .count();
     let filter =
         people_core::domain::PeopleFilter::new("tester", vec![], vec![], Default::default());
     let snapshot = s.people.index.current().await;
@@ -328,6 +317,69 @@ async fn a_deadline_reached_inside_a_job_stops_it_at_the_next_check_and_the_rede
             "{case}"
         );
     }
+}
+
+/// Everybody in the people store.
+async fn stored_people(s: &System) -> Vec<people_core::domain::Person> {
+    let mut people = Vec::new();
+    let mut start = None;
+    loop {
+        let page = s.people.store.scan(0, 1, start).await.unwrap();
+        people.extend(page.people);
+        match page.next {
+            Some(next) => start = Some(next),
+            None => return people,
+        }
+    }
+}
+
+/// GIVEN a delete of 250 ids (three chunks), a deadline 0.5 s past
+/// MIN_TIME_LEFT and a first chunk that takes 1 s WHEN the processor runs
+/// it THEN it stops before the second chunk with "retry later", the first
+/// 100 are gone, and a redelivery deletes the rest and counts 250.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_reached_inside_a_delete_stops_it_before_the_next_chunk() {
+    let s = system(Duration::from_secs(60)).await;
+    let queue = Arc::new(MemoryQueue::new());
+    let enqueuer = Enqueuer {
+        requests: s.requests.clone(),
+        queue: queue.clone(),
+        anonymous_writes: true,
+    };
+    let ids: Vec<String> = stored_people(&s)
+        .await
+        .iter()
+        .take(IMPORTED)
+        .map(|p| p.id.to_string())
+        .collect();
+    assert_eq!(ids.len(), IMPORTED);
+    let body = json!({"kind": "delete", "ids": ids}).to_string();
+    let record = submit(
+        &enqueuer,
+        body.as_bytes(),
+        &Caller::Anonymous,
+        None,
+        "fault-test",
+    )
+    .await
+    .unwrap();
+    let message = queue.try_receive().expect("the job message");
+    s.people_faults
+        .fail("delete_batch", Fault::Delay(Duration::from_secs(1)), 1);
+    let deadline = Instant::now() + MIN_TIME_LEFT + Duration::from_millis(500);
+    match process(&s.worker, &message, 1, Some(deadline)).await {
+        Err(e @ ProcessError::Retry { .. }) => assert!(e.to_string().contains("deadline"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let now = s.requests.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(now.status, RequestStatus::Processing);
+    assert_eq!(stored_people(&s).await.len(), BASE_PEOPLE - 100);
+
+    assert!(process(&s.worker, &message, 2, None).await.is_ok());
+    let done = s.requests.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(done.status, RequestStatus::Completed, "{done:?}");
+    assert_eq!(done.result.unwrap()["deleted"], IMPORTED);
+    assert_eq!(stored_people(&s).await.len(), BASE_PEOPLE - IMPORTED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
