@@ -271,13 +271,7 @@ async fn a_deadline_reached_inside_a_job_stops_it_at_the_next_check_and_the_rede
     for (operation, people_store, after, written, finished) in cases {
         let case = format!("{operation} after {after}");
         let s = system(Duration::from_secs(60)).await;
-        // A queue of the test's own, without workers: the test delivers.
-        let queue = Arc::new(MemoryQueue::new());
-        let enqueuer = Enqueuer {
-            requests: s.requests.clone(),
-            queue: queue.clone(),
-            anonymous_writes: true,
-        };
+        let (queue, enqueuer) = own_queue(&s);
         let record = submit_import(&enqueuer).await.unwrap();
         let body = queue.try_receive().expect("the job message");
         let faults = if people_store {
@@ -319,6 +313,18 @@ async fn a_deadline_reached_inside_a_job_stops_it_at_the_next_check_and_the_rede
     }
 }
 
+/// A queue of the test's own, without workers (the test delivers its
+/// messages), and an enqueuer onto it over the system's request store.
+fn own_queue(s: &System) -> (Arc<MemoryQueue>, Enqueuer) {
+    let queue = Arc::new(MemoryQueue::new());
+    let enqueuer = Enqueuer {
+        requests: s.requests.clone(),
+        queue: queue.clone(),
+        anonymous_writes: true,
+    };
+    (queue, enqueuer)
+}
+
 /// Everybody in the people store.
 async fn stored_people(s: &System) -> Vec<people_core::domain::Person> {
     let mut people = Vec::new();
@@ -340,12 +346,7 @@ async fn stored_people(s: &System) -> Vec<people_core::domain::Person> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_reached_inside_a_delete_stops_it_before_the_next_chunk() {
     let s = system(Duration::from_secs(60)).await;
-    let queue = Arc::new(MemoryQueue::new());
-    let enqueuer = Enqueuer {
-        requests: s.requests.clone(),
-        queue: queue.clone(),
-        anonymous_writes: true,
-    };
+    let (queue, enqueuer) = own_queue(&s);
     let ids: Vec<String> = stored_people(&s)
         .await
         .iter()
