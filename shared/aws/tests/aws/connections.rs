@@ -5,7 +5,6 @@
 use crate::support::*;
 use people_testkit::scenarios::connections::*;
 
-use aws_sdk_dynamodb::types::TimeToLiveStatus;
 use chrono::{TimeDelta, Utc};
 use people_app::memory::connections::MemoryConnectionStore;
 use people_app::ports::{CONNECTION_TTL, ConnectionStore};
@@ -32,16 +31,7 @@ async fn the_connections_table_is_made_once_with_ttl_and_items_expire() {
     let table = unique("connections", "setup");
     create_connections_table(&client, &table).await.unwrap();
     create_connections_table(&client, &table).await.unwrap();
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .time_to_live_description
-        .unwrap();
-    assert_eq!(ttl.attribute_name(), Some("expires_at"));
-    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_ttl_on_expires_at(&client, &table).await;
 
     let store = DynamoConnectionStore::new(client.clone(), &table);
     let now = Utc::now();

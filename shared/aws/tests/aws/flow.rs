@@ -43,14 +43,8 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     .unwrap();
     assert_eq!(record.status, RequestStatus::Queued);
 
-    let received = sqs
-        .receive_message()
-        .queue_url(&url)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    let message = &received.messages()[0];
+    let received = receive(&sqs, &url).await;
+    let message = &received[0];
     let config = PeopleConfig {
         seed_people: 2_000,
         ..PeopleConfig::from_lookup(|_| None).unwrap()
@@ -116,13 +110,7 @@ async fn submit_queue_process_on_dynamodb_and_sqs() {
     .await
     .unwrap();
     assert_eq!(again.status, RequestStatus::Queued);
-    let received = sqs
-        .receive_message()
-        .queue_url(&url)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap();
-    let message: JobMessage = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
+    let received = receive(&sqs, &url).await;
+    let message: JobMessage = serde_json::from_str(received[0].body().unwrap()).unwrap();
     assert_eq!(message.request_id, again.id);
 }

@@ -104,9 +104,7 @@ impl Intercept for WireRecorder {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
-        // "DynamoDB_20120810.BatchWriteItem"
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let operation = dynamodb_operation(request);
         *self
             .operations
             .lock()

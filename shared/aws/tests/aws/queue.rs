@@ -156,27 +156,9 @@ async fn a_released_message_is_visible_again_at_once() {
     let queue = SqsQueue::new(client.clone(), &url);
     queue.send(&message("r-rel")).await.unwrap();
     // Received with the queue's visibility timeout (6 minutes).
-    let received = client
-        .receive_message()
-        .queue_url(&url)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let received = receive(&client, &url).await;
     assert_eq!(received.len(), 1);
-    let again = || async {
-        client
-            .receive_message()
-            .queue_url(&url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default()
-    };
+    let again = || receive(&client, &url);
     assert!(again().await.is_empty(), "hidden until released");
 
     queue

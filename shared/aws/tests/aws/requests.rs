@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{AttributeValue, TimeToLiveStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::body::SdkBody;
 use chrono::{TimeDelta, Utc};
 use people_app::jobs::{JobKind, RequestRecord};
@@ -64,16 +64,7 @@ async fn creating_the_table_twice_is_fine_and_turns_on_ttl() {
 
     create_requests_table(&client, &table).await.unwrap();
 
-    let ttl = client
-        .describe_time_to_live()
-        .table_name(&table)
-        .send()
-        .await
-        .unwrap()
-        .time_to_live_description
-        .unwrap();
-    assert_eq!(ttl.attribute_name(), Some("expires_at"));
-    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    assert_ttl_on_expires_at(&client, &table).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,19 +278,14 @@ impl Intercept for ReplaceAnswers {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context.request().headers().get("x-amz-target");
-        let operation = target
-            .unwrap_or_default()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default();
+        let operation = dynamodb_operation(context.request());
         *self
             .sent
             .lock()
             .unwrap()
-            .entry(operation.to_owned())
+            .entry(operation.clone())
             .or_default() += 1;
-        *self.target.lock().unwrap() = operation.to_owned();
+        *self.target.lock().unwrap() = operation;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! What the modules of this test binary share: clients for its moto
-//! server, unique resource names, and the macro that runs a store scenario
-//! on the memory double and on the DynamoDB adapter.
+//! server, unique resource names, SQS receives, the TTL check, the
+//! DynamoDB operation of an intercepted request, and the macro that runs
+//! a store scenario on the memory double and on the DynamoDB adapter.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, TcpListener};
@@ -98,3 +99,44 @@ macro_rules! on_both_stores {
 }
 
 pub(crate) use on_both_stores;
+
+/// The messages `url` hands out now (waiting up to 1 s), with the queue's
+/// own visibility timeout.
+pub(crate) async fn receive(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+/// Asserts that `table` expires its items by `expires_at`.
+pub(crate) async fn assert_ttl_on_expires_at(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    assert_eq!(
+        ttl.time_to_live_status(),
+        Some(&aws_sdk_dynamodb::types::TimeToLiveStatus::Enabled)
+    );
+}
+
+/// The DynamoDB operation of a request on the wire (`BatchWriteItem` of
+/// `x-amz-target: DynamoDB_20120810.BatchWriteItem`).
+pub(crate) fn dynamodb_operation(request: &aws_smithy_runtime_api::http::Request) -> String {
+    let target = request.headers().get("x-amz-target").unwrap_or_default();
+    target.rsplit('.').next().unwrap_or_default().to_owned()
+}
